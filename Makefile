@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make dev` (run) and `make test` (everything CI runs).
+# Every target installs what it needs itself; heavy builds are cached outside the repo.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test unit lint tools dev dev-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## tools: restate-server + CLI (npm, pinned) and the Kubernetes control plane (Go, cached by version)
+tools: $(STAMP)
+	$(PY) -m tests.stack.tools
+
+## lint: ruff and mypy (strict on services/ and watcher/)
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+## unit: the fast tests only (no control plane, no restate-server)
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+## test: install everything, lint, then the whole suite (unit, integration, e2e)
+test: tools lint
+	$(PY) -m pytest
+
+## dev: the local stack in the background (control plane, restate-server, pod runner, example)
+dev: tools
+	$(PY) -m tests.stack up
+
+## dev-down: stop everything `make dev` started
+dev-down: $(STAMP)
+	$(PY) -m tests.stack down
+
+clean: dev-down
+	rm -rf $(VENV) .tools .dev .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,41 @@
+"""Session fixtures: one real stack per test run, started only when a test asks for it.
+
+Unit tests never touch it. Integration and e2e tests share one control plane and one
+restate-server, and isolate themselves with a namespace each.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio import client, config
+
+from tests.stack.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(Path(tmp_path_factory.mktemp("stack")))
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+async def kube_api(stack: Stack) -> AsyncIterator[client.ApiClient]:
+    api = await config.new_client_from_config(config_file=str(stack.control_plane.kubeconfig))
+    yield api
+    await api.close()
+
+
+@pytest.fixture
+async def namespace(kube_api: client.ApiClient) -> AsyncIterator[str]:
+    """A fresh namespace per test, deleted afterwards (the namespace controller cleans it up)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube_api)
+    await core.create_namespace({"metadata": {"name": name}})
+    yield name
+    await core.delete_namespace(name)

@@ -1,0 +1,102 @@
+"""A real SDK service behind a simulated pod: registered by its Service URL, invoked through the ingress."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from kubernetes_asyncio import client
+
+from tests.helpers import eventually, restate_cli
+from tests.stack import hosts
+from tests.stack.images import HELLO_IMAGE
+from tests.stack.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+def hello_objects(namespace: str) -> tuple[dict[str, object], dict[str, object]]:
+    labels = {"app": "hello"}
+    replica_set = {
+        "metadata": {"name": "hello", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "hello",
+                            "image": HELLO_IMAGE,
+                            "ports": [{"containerPort": 9080, "name": "http"}],
+                        },
+                    ]
+                },
+            },
+        },
+    }
+    service = {
+        "metadata": {"name": "hello", "namespace": namespace},
+        "spec": {"selector": labels, "ports": [{"port": 9080, "targetPort": 9080, "name": "http"}]},
+    }
+    return replica_set, service
+
+
+def managed_hosts(stack: Stack) -> dict[str, str]:
+    section = stack.hosts_file.read_text().split(hosts.MARKER, 1)
+    pairs = (line.split() for line in (section[1] if len(section) > 1 else "").splitlines() if line.strip())
+    return {name: ip for ip, name in pairs}
+
+
+async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
+    stack: Stack, kube_api: client.ApiClient, namespace: str
+) -> None:
+    apps, core = client.AppsV1Api(kube_api), client.CoreV1Api(kube_api)
+    replica_set, service = hello_objects(namespace)
+    await core.create_namespaced_service(namespace, service)
+    await apps.create_namespaced_replica_set(namespace, replica_set)
+    host = f"hello.{namespace}.svc.cluster.local"
+
+    async def resolvable() -> bool:
+        return host in managed_hosts(stack)
+
+    await eventually(resolvable, within=60)
+    uri = f"http://{host}:9080"
+
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def registered() -> str:
+            response = await http.post(
+                f"{stack.restate.admin_url}/deployments", json={"uri": uri, "force": False}
+            )
+            response.raise_for_status()
+            deployment_id: str = response.json()["id"]
+            return deployment_id
+
+        deployment_id = await eventually(registered, within=30, interval=0.5)
+        try:
+            greeting = await http.post(f"{stack.restate.ingress_url}/Greeter/greet", json="kube")
+            assert greeting.status_code == 200, greeting.text
+            assert greeting.json() == "Hello, kube! (greeting #1)"
+            again = await http.post(f"{stack.restate.ingress_url}/Greeter/greet", json="kube")
+            assert again.json() == "Hello, kube! (greeting #2)"
+
+            listed = await restate_cli(stack, "deployments", "list")
+            assert deployment_id in listed
+            assert host in listed
+        finally:
+            await http.delete(
+                f"{stack.restate.admin_url}/deployments/{deployment_id}", params={"force": "true"}
+            )
+
+    # Scaling the ReplicaSet to zero stops the process and drops the host name.
+    await apps.patch_namespaced_replica_set_scale("hello", namespace, {"spec": {"replicas": 0}})
+
+    async def unresolvable() -> bool:
+        return host not in managed_hosts(stack)
+
+    await eventually(unresolvable, within=60)
+    state = json.loads((stack.work / "pod-runner" / "state.json").read_text())
+    assert [p for p in state if p["namespace"] == namespace] == []

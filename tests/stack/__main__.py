@@ -1,0 +1,133 @@
+"""`make dev` / `make dev-down`: the local stack as a background process a newcomer can play with.
+
+    python -m tests.stack up     # start (idempotent), wait until ready, print what to try
+    python -m tests.stack down   # stop everything `up` started; leaves no process behind
+    python -m tests.stack serve  # the foreground supervisor `up` runs in the background
+
+`.dev/env` is the contract scripts may rely on: it exports KUBECONFIG, RESTATE_ADMIN_URL,
+RESTATE_INGRESS_URL and a PATH with kubectl, helm and restate. It exists only while the stack runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.stack import procs, tools
+from tests.stack.stack import Stack
+
+DEV = tools.REPO / ".dev"
+ENV_FILE = DEV / "env"
+PID_FILE = DEV / "supervisor.pid"
+LOG_FILE = DEV / "supervisor.log"
+EXAMPLE = tools.REPO / "examples" / "hello" / "k8s.yaml"
+
+
+def render_env(env: dict[str, str], path_entries: list[Path]) -> str:
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in env.items() if k != "PATH"]
+    lines.append(f'export PATH={shlex.quote(os.pathsep.join(map(str, path_entries)))}:"$PATH"')
+    return "\n".join(lines) + "\n"
+
+
+def serve() -> None:
+    """Start the stack, publish `.dev/env`, and hold everything up until SIGTERM or SIGINT."""
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    stack = Stack(DEV / "stack")
+    try:
+        stack.start()
+        stack.control_plane.kubectl("apply", "-f", str(EXAMPLE))
+        ENV_FILE.write_text(render_env(stack.env(), tools.bin_path_entries()))
+        print("stack ready", flush=True)
+        while not stopping.wait(1.0):
+            dead = stack.control_plane.dead()
+            if dead:
+                print(f"components exited: {', '.join(dead)}; stopping", flush=True)
+                break
+    finally:
+        ENV_FILE.unlink(missing_ok=True)
+        stack.stop()
+        PID_FILE.unlink(missing_ok=True)
+        print("stack stopped", flush=True)
+
+
+def _running_pid() -> int | None:
+    try:
+        pid = int(PID_FILE.read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def up() -> int:
+    if _running_pid() is None:
+        tools.control_plane_bin_dir()
+        tools.require_restate()
+        DEV.mkdir(exist_ok=True)
+        ENV_FILE.unlink(missing_ok=True)
+        with LOG_FILE.open("ab") as log:
+            supervisor = subprocess.Popen(
+                [sys.executable, "-m", "tests.stack", "serve"],
+                cwd=tools.REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        PID_FILE.write_text(str(supervisor.pid))
+        deadline = time.monotonic() + 180
+        while not ENV_FILE.exists():
+            if supervisor.poll() is not None or time.monotonic() > deadline:
+                print(f"the stack did not come up; see {LOG_FILE}:\n", file=sys.stderr)
+                print("\n".join(LOG_FILE.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
+                down()
+                return 1
+            time.sleep(0.2)
+    print(f"""The local stack is up (logs in {DEV}/stack/*/logs).
+
+Try:
+  source .dev/env
+  kubectl get nodes
+  kubectl get pods,svc -n hello                      # the example SDK service, run by the pod runner
+  restate deployments register --yes http://hello.hello.svc.cluster.local:9080
+  curl -s "$RESTATE_INGRESS_URL/Greeter/greet" -H 'content-type: application/json' -d '"newcomer"'
+  restate deployments list
+  make dev-down                                      # stops everything
+""")
+    return 0
+
+
+def down() -> int:
+    pid = _running_pid()
+    if pid is None:
+        print("the local stack is not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    try:
+        procs.wait_until("the stack to stop", lambda: _running_pid() is None, timeout=90)
+    except TimeoutError:
+        os.killpg(pid, signal.SIGKILL)  # last resort: the supervisor's session holds every child
+    PID_FILE.unlink(missing_ok=True)
+    print("the local stack is stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["up", "down", "serve"])
+    command = parser.parse_args().command
+    if command == "serve":
+        serve()
+    else:
+        sys.exit(up() if command == "up" else down())

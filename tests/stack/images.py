@@ -1,0 +1,16 @@
+"""Container images the pod runner knows how to run as local processes.
+
+A pod whose container image is listed here gets a real process, started from the repo root with
+the container's literal `env`, plus `BIND_HOST` (its loopback address) and `PORT` (its first
+container port, else 9080). Pods with other images stay simulated by kwok alone.
+"""
+
+from __future__ import annotations
+
+import sys
+
+HELLO_IMAGE = "restate-operator.local/examples/hello:0.1"
+
+IMAGES: dict[str, list[str]] = {
+    HELLO_IMAGE: [sys.executable, "-m", "examples.hello"],
+}

@@ -1,0 +1,193 @@
+"""Run the real process behind simulated pods, and make their Services resolvable.
+
+kwok makes pods Running without running anything. For pods whose image is in `images.IMAGES`
+the runner starts the real program on a loopback address of its own (restarting it if it exits,
+as a kubelet would), and maps each Service that selects such a pod, and each StatefulSet pod's
+`<hostname>.<subdomain>` name, to that address in the stack's hosts file.
+
+Limits (documented, not hidden): a Service's port must equal its target port, because a hosts
+file maps names, not ports; and a Service with several ready pods resolves to one of them.
+
+Usage: `python -m tests.stack.pod_runner --kubeconfig K --hosts-file H --work DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, config
+
+from tests.stack import hosts, images, procs
+from tests.stack.tools import REPO
+
+logger = logging.getLogger("pod-runner")
+
+Obj = Mapping[str, Any]
+PodKey = tuple[str, str, str]  # namespace, name, uid
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    """What to run for one pod."""
+
+    key: PodKey
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+
+
+def plan_pod(pod: Obj, table: Mapping[str, list[str]]) -> PodPlan | None:
+    """The process to run for `pod`, or None when it is not ours to run (yet, or ever)."""
+    meta, spec, status = pod["metadata"], pod["spec"], pod.get("status") or {}
+    if meta.get("deletion_timestamp") or status.get("phase") != "Running" or not spec.get("node_name"):
+        return None
+    for container in spec["containers"]:
+        argv = table.get(container["image"])
+        if argv is None:
+            continue
+        ports = container.get("ports") or []
+        env = {e["name"]: e["value"] for e in container.get("env") or [] if e.get("value") is not None}
+        port = int(ports[0]["container_port"]) if ports else 9080
+        return PodPlan((meta["namespace"], meta["name"], meta["uid"]), list(argv), env, port)
+    return None
+
+
+def _selects(selector: Mapping[str, str] | None, labels: Mapping[str, str] | None) -> bool:
+    return bool(selector) and all((labels or {}).get(k) == v for k, v in (selector or {}).items())
+
+
+def host_entries(
+    services: Sequence[Obj], pods: Sequence[Obj], addresses: Mapping[PodKey, str]
+) -> dict[str, str]:
+    """Host name -> loopback address, for each Service and StatefulSet pod name backed by a process."""
+    entries: dict[str, str] = {}
+    served = sorted(
+        (p for p in pods if _key(p) in addresses),
+        key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]),
+    )
+    for svc in services:
+        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        selector = (svc.get("spec") or {}).get("selector")
+        backing = [
+            p
+            for p in served
+            if p["metadata"]["namespace"] == ns and _selects(selector, p["metadata"].get("labels"))
+        ]
+        if backing:
+            ip = addresses[_key(backing[0])]
+            for host in (f"{name}.{ns}.svc.cluster.local", f"{name}.{ns}.svc", f"{name}.{ns}"):
+                entries[host] = ip
+    for pod in served:
+        spec, ns = pod["spec"], pod["metadata"]["namespace"]
+        if spec.get("hostname") and spec.get("subdomain"):
+            entries[f"{spec['hostname']}.{spec['subdomain']}.{ns}.svc.cluster.local"] = addresses[_key(pod)]
+    return entries
+
+
+def _key(pod: Obj) -> PodKey:
+    meta = pod["metadata"]
+    return meta["namespace"], meta["name"], meta["uid"]
+
+
+class AddressPool:
+    """Loopback addresses 127.B.x.y, with B random per runner so two stacks on one machine do not collide."""
+
+    def __init__(self) -> None:
+        self._octet = random.randint(16, 250)
+        self._next = 0
+
+    def take(self) -> str:
+        n = self._next
+        self._next += 1
+        return f"127.{self._octet}.{n // 250}.{n % 250 + 1}"
+
+
+class PodRunner:
+    def __init__(self, api: client.CoreV1Api, hosts_file: Path, work: Path) -> None:
+        self.api, self.hosts_file, self.work = api, hosts_file, work
+        self.pool = AddressPool()
+        self.running: dict[PodKey, tuple[PodPlan, str, procs.Process]] = {}
+
+    async def sync(self) -> None:
+        pods = [p.to_dict() for p in (await self.api.list_pod_for_all_namespaces()).items]
+        services = [s.to_dict() for s in (await self.api.list_service_for_all_namespaces()).items]
+        plans = {plan.key: plan for pod in pods if (plan := plan_pod(pod, images.IMAGES))}
+        for key in [k for k in self.running if k not in plans]:
+            await self._stop(key)
+        for key, plan in plans.items():
+            current = self.running.get(key)
+            if current is None:
+                self._start(plan, self.pool.take())
+            elif not current[2].alive():
+                logger.warning("%s/%s exited (%s); restarting", key[0], key[1], current[2].popen.returncode)
+                self._start(plan, current[1])
+        addresses = {key: ip for key, (_, ip, _) in self.running.items()}
+        if hosts.write_in_place(self.hosts_file, host_entries(services, pods, addresses)):
+            logger.info("hosts file updated")
+        self._write_state()
+
+    def _start(self, plan: PodPlan, ip: str) -> None:
+        ns, name, _ = plan.key
+        env = {**plan.env, "BIND_HOST": ip, "PORT": str(plan.port), "POD_NAME": name, "POD_NAMESPACE": ns}
+        process = procs.start(f"{ns}_{name}", plan.argv, log_dir=self.work / "pods", env=env, cwd=REPO)
+        logger.info("started %s/%s on %s:%d (pid %d)", ns, name, ip, plan.port, process.pid)
+        self.running[plan.key] = (plan, ip, process)
+
+    async def _stop(self, key: PodKey) -> None:
+        _, ip, process = self.running.pop(key)
+        logger.info("stopping %s/%s on %s (pid %d)", key[0], key[1], ip, process.pid)
+        await asyncio.to_thread(process.stop)
+
+    def _write_state(self) -> None:
+        state = [
+            {"namespace": k[0], "name": k[1], "ip": ip, "port": plan.port, "pid": p.pid, "alive": p.alive()}
+            for k, (plan, ip, p) in sorted(self.running.items())
+        ]
+        (self.work / "state.json").write_text(json.dumps(state, indent=2))
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(self._stop(key) for key in list(self.running)))
+
+
+async def main(kubeconfig: Path, hosts_file: Path, work: Path, interval: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    api_client = await config.new_client_from_config(config_file=str(kubeconfig))
+    runner = PodRunner(client.CoreV1Api(api_client), hosts_file, work)
+    try:
+        while not stop.is_set():
+            try:
+                await runner.sync()
+            except Exception:
+                logger.exception("sync failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+    finally:
+        await runner.stop_all()
+        await api_client.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    parser.add_argument("--hosts-file", type=Path, required=True)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--interval", type=float, default=0.3, help="seconds between syncs")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(main(args.kubeconfig, args.hosts_file, args.work, args.interval))

@@ -1,0 +1,74 @@
+"""The whole local stack in one object: control plane, restate-server and pod runner.
+
+Used by the pytest session fixtures and by `make dev` (through `python -m tests.stack`), so both
+stand on exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.stack import procs, tools
+from tests.stack.control_plane import ControlPlane
+from tests.stack.restate_server import RestateServer, new_hosts_file
+
+
+@dataclass
+class Stack:
+    work: Path
+    control_plane: ControlPlane = field(init=False)
+    restate: RestateServer = field(init=False)
+    pod_runner: procs.Process | None = None
+
+    def __post_init__(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        hosts_file = new_hosts_file(self.work / "hosts")
+        self.control_plane = ControlPlane(self.work / "k8s", tools.control_plane_bin_dir())
+        self.restate = RestateServer(self.work / "restate", hosts_file)
+
+    @property
+    def hosts_file(self) -> Path:
+        return self.restate.hosts_file
+
+    def start(self) -> None:
+        try:
+            self.control_plane.start()
+            self.restate.start()
+            self.pod_runner = procs.start(
+                "pod-runner",
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.stack.pod_runner",
+                    "--kubeconfig",
+                    str(self.control_plane.kubeconfig),
+                    "--hosts-file",
+                    str(self.hosts_file),
+                    "--work",
+                    str(self.work / "pod-runner"),
+                ],
+                log_dir=self.work / "logs",
+                cwd=tools.REPO,
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.pod_runner:
+            self.pod_runner.stop(timeout=20)
+        self.restate.stop()
+        self.control_plane.stop()
+
+    def env(self) -> dict[str, str]:
+        """The environment contract of `.dev/env` (and of every script that sources it)."""
+        path = [str(p) for p in tools.bin_path_entries()]
+        return {
+            "KUBECONFIG": str(self.control_plane.kubeconfig),
+            "RESTATE_ADMIN_URL": self.restate.admin_url,
+            "RESTATE_INGRESS_URL": self.restate.ingress_url,
+            "PATH": os.pathsep.join([*path, os.environ.get("PATH", "")]),
+        }

@@ -1,0 +1,106 @@
+"""Where the stack's binaries live, and how they get there.
+
+The Kubernetes binaries are built from Go modules into a cache outside the repo, keyed by
+version (`build-control-plane.sh`); restate-server and the restate CLI come from their npm
+packages, pinned, in the git-ignored `.tools/`. `python -m tests.stack.tools` installs whatever is
+missing and prints where everything is; the fixtures only locate, and fail with the command to run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RESTATE_VERSION = "1.7.12"
+NPM_PREFIX = REPO / ".tools" / "npm"
+BUILD_SCRIPT = REPO / "tests" / "stack" / "build-control-plane.sh"
+K8S_BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+    "helm",
+)
+
+
+class MissingTool(RuntimeError):
+    """A binary the stack needs is not installed; the message says how to install it."""
+
+
+def restate_server_bin() -> Path:
+    return NPM_PREFIX / "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server"
+
+
+def restate_cli_bin() -> Path:
+    return NPM_PREFIX / "node_modules/@restatedev/restate-linux-x64/bin/restate"
+
+
+def _installed_restate_version() -> str | None:
+    manifest = NPM_PREFIX / "node_modules/@restatedev/restate-server/package.json"
+    if not manifest.exists() or not restate_server_bin().exists() or not restate_cli_bin().exists():
+        return None
+    version: str = json.loads(manifest.read_text())["version"]
+    return version
+
+
+def ensure_restate() -> None:
+    """Install the pinned restate-server and CLI from npm unless they are already there."""
+    if _installed_restate_version() == RESTATE_VERSION:
+        return
+    NPM_PREFIX.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "npm",
+            "install",
+            "--prefix",
+            str(NPM_PREFIX),
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            f"@restatedev/restate-server@{RESTATE_VERSION}",
+            f"@restatedev/restate@{RESTATE_VERSION}",
+        ],
+        check=True,
+        stdout=sys.stderr,
+    )
+
+
+def ensure_control_plane() -> Path:
+    """Build (or find cached) Kubernetes binaries; returns their directory."""
+    out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def control_plane_bin_dir() -> Path:
+    """The cached Kubernetes binaries, without building; MissingTool when absent."""
+    out = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "--print-dir"], check=True, stdout=subprocess.PIPE, text=True
+    )
+    path = Path(out.stdout.strip())
+    missing = [b for b in K8S_BINARIES if not (path / b).exists()]
+    if missing:
+        raise MissingTool(f"missing {', '.join(missing)} in {path}: run `make tools` (builds them once)")
+    return path
+
+
+def require_restate() -> None:
+    if _installed_restate_version() != RESTATE_VERSION:
+        raise MissingTool(f"restate {RESTATE_VERSION} is not in {NPM_PREFIX}: run `make tools`")
+
+
+def bin_path_entries() -> list[Path]:
+    """Directories holding kubectl, helm and restate, for a PATH."""
+    return [control_plane_bin_dir(), restate_cli_bin().parent]
+
+
+if __name__ == "__main__":
+    ensure_restate()
+    k8s = ensure_control_plane()
+    print(f"kubernetes binaries: {k8s}")
+    print(f"restate-server:      {restate_server_bin()}")
+    print(f"restate CLI:         {restate_cli_bin()}")

@@ -1,0 +1,103 @@
+"""Pure parts of the pod runner: which pods get a process, and which names resolve where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.stack import hosts
+from tests.stack.pod_runner import host_entries, plan_pod
+
+TABLE = {"img/hello:1": ["python", "-m", "hello"]}
+
+
+def pod(
+    name: str,
+    *,
+    image: str = "img/hello:1",
+    phase: str = "Running",
+    labels: dict[str, str] | None = None,
+    deleting: bool = False,
+    ports: list[int] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "c",
+        "image": image,
+        "env": [
+            {"name": "GREETING", "value": "hi"},
+            {"name": "FROM_SECRET", "value": None, "value_from": {}},
+        ],
+    }
+    if ports is not None:
+        container["ports"] = [{"container_port": p} for p in ports]
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"uid-{name}",
+            "labels": labels or {},
+            "deletion_timestamp": "2026-01-01T00:00:00Z" if deleting else None,
+        },
+        "spec": {"node_name": "kwok-node-0", "containers": [container], **spec},
+        "status": {"phase": phase},
+    }
+
+
+def service(name: str, selector: dict[str, str] | None) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns"}, "spec": {"selector": selector}}
+
+
+def test_running_pod_with_known_image_gets_a_plan_with_literal_env_and_first_port() -> None:
+    plan = plan_pod(pod("a", ports=[9090, 9091]), TABLE)
+    assert plan is not None
+    assert plan.key == ("ns", "a", "uid-a")
+    assert plan.argv == ["python", "-m", "hello"]
+    assert plan.env == {"GREETING": "hi"}
+    assert plan.port == 9090
+
+
+def test_port_defaults_to_9080_without_container_ports() -> None:
+    plan = plan_pod(pod("a"), TABLE)
+    assert plan is not None
+    assert plan.port == 9080
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        pytest.param(pod("a", image="other:1"), id="unknown-image"),
+        pytest.param(pod("a", phase="Pending"), id="not-running"),
+        pytest.param(pod("a", deleting=True), id="being-deleted"),
+    ],
+)
+def test_pods_that_are_not_ours_to_run_get_no_plan(candidate: dict[str, Any]) -> None:
+    assert plan_pod(candidate, TABLE) is None
+
+
+def test_service_resolves_to_first_selected_pod_with_a_process() -> None:
+    pods = [pod("b", labels={"app": "x"}), pod("a", labels={"app": "x"}), pod("c", labels={"app": "y"})]
+    addresses = {("ns", "a", "uid-a"): "127.9.0.1", ("ns", "b", "uid-b"): "127.9.0.2"}
+    entries = host_entries(
+        [service("x", {"app": "x"}), service("y", {"app": "y"}), service("none", None)], pods, addresses
+    )
+    assert entries == {"x.ns.svc.cluster.local": "127.9.0.1", "x.ns.svc": "127.9.0.1", "x.ns": "127.9.0.1"}
+
+
+def test_statefulset_pod_gets_its_stable_dns_name() -> None:
+    pods = [pod("restate-0", hostname="restate-0", subdomain="restate-cluster")]
+    entries = host_entries([], pods, {("ns", "restate-0", "uid-restate-0"): "127.9.0.7"})
+    assert entries == {"restate-0.restate-cluster.ns.svc.cluster.local": "127.9.0.7"}
+
+
+def test_hosts_file_is_rewritten_in_place_and_keeps_the_base(tmp_path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("127.0.0.1 localhost\n")
+    inode = path.stat().st_ino
+    assert hosts.write_in_place(path, {"b.ns": "127.9.0.2", "a.ns": "127.9.0.1"})
+    assert path.read_text() == f"127.0.0.1 localhost\n{hosts.MARKER}\n127.9.0.1\ta.ns\n127.9.0.2\tb.ns\n"
+    assert not hosts.write_in_place(path, {"a.ns": "127.9.0.1", "b.ns": "127.9.0.2"})
+    assert hosts.write_in_place(path, {})
+    assert path.read_text() == f"127.0.0.1 localhost\n{hosts.MARKER}\n"
+    assert path.stat().st_ino == inode

@@ -1,0 +1,1 @@
+"""The watcher: notices Kubernetes changes and forwards them to the reconcilers through Restate's ingress."""
