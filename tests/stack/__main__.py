@@ -4,8 +4,9 @@
     python -m tests.stack down   # stop everything `up` started; leaves no process behind
     python -m tests.stack serve  # the foreground supervisor `up` runs in the background
 
-`.dev/env` is the contract scripts may rely on: it exports KUBECONFIG, RESTATE_ADMIN_URL,
-RESTATE_INGRESS_URL and a PATH with kubectl, helm and restate. It exists only while the stack runs.
+`.dev/env` (under $RESTATE_OPERATOR_DEV_DIR when set) is the contract scripts may rely on: it
+exports KUBECONFIG, RESTATE_ADMIN_URL, RESTATE_INGRESS_URL and a PATH with kubectl, helm and restate.
+It exists only while the stack runs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 from tests.stack import procs, tools
 from tests.stack.stack import Stack
 
-DEV = tools.REPO / ".dev"
+# Overridable so tests can run a second stack without touching a developer's `make dev`.
+DEV = Path(os.environ.get("RESTATE_OPERATOR_DEV_DIR", tools.REPO / ".dev"))
 ENV_FILE = DEV / "env"
 PID_FILE = DEV / "supervisor.pid"
 LOG_FILE = DEV / "supervisor.log"

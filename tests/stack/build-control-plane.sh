@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes test control plane (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, kwok, helm) from Go modules into a cache outside the repo, keyed by
-# version. Does nothing when the cache is already complete. Prints the directory on stdout.
+# version. Does nothing when the cache is already complete. Prints the directory on stdout;
+# `--print-dir` only prints it, without building.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.35.4}
@@ -16,6 +17,7 @@ complete() {
   [ -f "$OUT/kwok-stages.yaml" ]
 }
 
+if [ "${1:-}" = "--print-dir" ]; then echo "$OUT"; exit 0; fi
 if complete; then echo "$OUT"; exit 0; fi
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
