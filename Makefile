@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test unit lint tools dev dev-down clean
+.PHONY: test unit lint tools crds dev dev-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ unit: $(STAMP)
 ## test: install everything, lint, then the whole suite (unit, integration, e2e)
 test: tools lint
 	$(PY) -m pytest
+
+## crds: regenerate crd/*.yaml from the pydantic models
+crds: $(STAMP)
+	$(PY) -m services.models.crdgen
 
 ## dev: the local stack in the background (control plane, restate-server, pod runner, example)
 dev: tools

@@ -15,6 +15,18 @@ from kubernetes_asyncio import client, config
 
 from tests.stack.stack import Stack
 
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fast tiers first: a broken unit test reports before the stack even starts."""
+
+    def tier(item: pytest.Item) -> int:
+        parts = Path(str(item.path)).parts
+        return next((i for i, name in enumerate(TIERS) if name in parts), len(TIERS))
+
+    items.sort(key=tier)
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:

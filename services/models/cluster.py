@@ -24,12 +24,8 @@ from services.models.common import (
     TopologySpreadConstraint,
     Volume,
     VolumeMount,
+    rules,
 )
-
-
-def rules(*pairs: tuple[str, str]) -> dict[str, Any]:
-    """CEL validation rules for `json_schema_extra`: (rule, message) pairs."""
-    return {"x-kubernetes-validations": [{"rule": rule, "message": message} for rule, message in pairs]}
 
 
 class ClusterOptions(Model):
@@ -84,15 +80,11 @@ class Compute(Model):
         description="Extra environment variables; one named like an operator default replaces that default.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    resources: ResourceRequirements | None = Field(
-        default=None, description="Resources of the Restate container."
-    )
+    resources: ResourceRequirements | None = Field(default=None, description="Resources of the Restate container.")
     annotations: StringMap | None = Field(
         default=None, description="Pod annotations; the operator's own annotations win on conflict."
     )
-    labels: StringMap | None = Field(
-        default=None, description="Pod labels; the operator's own labels win on conflict."
-    )
+    labels: StringMap | None = Field(default=None, description="Pod labels; the operator's own labels win on conflict.")
     dns_config: PodDNSConfig | None = Field(default=None, description="Pod DNS configuration.")
     dns_policy: str | None = Field(
         default=None,
@@ -112,9 +104,7 @@ class Compute(Model):
         default=None, description="How pods spread across topology domains."
     )
     priority_class_name: str | None = Field(default=None, description="PriorityClass of the pods.")
-    lifecycle: Lifecycle | None = Field(
-        default=None, description="postStart/preStop hooks of the Restate container."
-    )
+    lifecycle: Lifecycle | None = Field(default=None, description="postStart/preStop hooks of the Restate container.")
     sidecars: list[Container] | None = Field(
         default=None,
         description="Native sidecars: added as init containers with restartPolicy Always.",
@@ -158,9 +148,7 @@ class NetworkPeers(Model):
 
 
 class NetworkEgressRule(Model):
-    ports: list[NetworkPolicyPort] | None = Field(
-        default=None, description="Destination ports; unset means all."
-    )
+    ports: list[NetworkPolicyPort] | None = Field(default=None, description="Destination ports; unset means all.")
     to: list[NetworkPolicyPeer] | None = Field(default=None, description="Destinations; unset means all.")
 
 
@@ -201,9 +189,7 @@ class Security(Model):
         default=None,
         description="Extra egress rules for the Restate pods; a single empty rule allows all egress.",
     )
-    service_annotations: StringMap | None = Field(
-        default=None, description="Extra annotations on Service restate."
-    )
+    service_annotations: StringMap | None = Field(default=None, description="Extra annotations on Service restate.")
     service_account_annotations: StringMap | None = Field(
         default=None,
         description=(

@@ -50,11 +50,14 @@ LabelSelector = Annotated[KubeObject, kube("io.k8s.apimachinery.pkg.apis.meta.v1
 NetworkPolicyPeer = Annotated[KubeObject, kube("io.k8s.api.networking.v1.NetworkPolicyPeer")]
 NetworkPolicyPort = Annotated[KubeObject, kube("io.k8s.api.networking.v1.NetworkPolicyPort")]
 PodSpec = Annotated[KubeObject, kube("io.k8s.api.core.v1.PodSpec")]
-FreeForm = Annotated[
-    KubeObject, WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True})
-]
+FreeForm = Annotated[KubeObject, WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True})]
 
 StringMap = dict[str, str]
+
+
+def rules(*pairs: tuple[str, str]) -> dict[str, Any]:
+    """CEL validation rules for `json_schema_extra`: (rule, message) pairs."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message} for rule, message in pairs]}
 
 
 class Condition(Model):
@@ -64,9 +67,7 @@ class Condition(Model):
     status: Literal["True", "False", "Unknown"] = Field(description="Status of the condition.")
     reason: str | None = Field(default=None, description="One CamelCase word saying why the condition is so.")
     message: str | None = Field(default=None, description="Human-readable details.")
-    last_transition_time: str | None = Field(
-        default=None, description="When the status last changed (RFC 3339)."
-    )
+    last_transition_time: str | None = Field(default=None, description="When the status last changed (RFC 3339).")
     observed_generation: int | None = Field(
         default=None, description="The metadata.generation this condition was computed for."
     )

@@ -42,9 +42,7 @@ def test_dev_stack_up_serves_kubectl_and_restate_then_down_stops_everything(tmp_
         assert up.returncode == 0, up.stderr
         assert "source .dev/env" in up.stdout
         env_file = dev_dir / "env"
-        script = (
-            f"source {env_file} && kubectl get nodes -o name && restate dp list && echo $RESTATE_INGRESS_URL"
-        )
+        script = f"source {env_file} && kubectl get nodes -o name && restate dp list && echo $RESTATE_INGRESS_URL"
         used = subprocess.run(
             ["bash", "-c", script],
             capture_output=True,

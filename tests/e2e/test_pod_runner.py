@@ -68,9 +68,7 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
     async with httpx.AsyncClient(timeout=30) as http:
 
         async def registered() -> str:
-            response = await http.post(
-                f"{stack.restate.admin_url}/deployments", json={"uri": uri, "force": False}
-            )
+            response = await http.post(f"{stack.restate.admin_url}/deployments", json={"uri": uri, "force": False})
             response.raise_for_status()
             deployment_id: str = response.json()["id"]
             return deployment_id
@@ -87,9 +85,7 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
             assert deployment_id in listed
             assert host in listed
         finally:
-            await http.delete(
-                f"{stack.restate.admin_url}/deployments/{deployment_id}", params={"force": "true"}
-            )
+            await http.delete(f"{stack.restate.admin_url}/deployments/{deployment_id}", params={"force": "true"})
 
     # Scaling the ReplicaSet to zero stops the process and drops the host name.
     await apps.patch_namespaced_replica_set_scale("hello", namespace, {"spec": {"replicas": 0}})

@@ -50,9 +50,7 @@ def test_server_reports_its_stamped_version(stack: Stack) -> None:
     assert version["serverVersion"]["gitVersion"] == "v1.35.4"
 
 
-async def test_custom_resource_is_created_validated_and_read_back(
-    kube_api: client.ApiClient, namespace: str
-) -> None:
+async def test_custom_resource_is_created_validated_and_read_back(kube_api: client.ApiClient, namespace: str) -> None:
     ext = client.ApiextensionsV1Api(kube_api)
     try:
         await ext.create_custom_resource_definition(WIDGET_CRD)
@@ -72,20 +70,14 @@ async def test_custom_resource_is_created_validated_and_read_back(
         "metadata": {"name": "w1"},
         "spec": {"size": 3},
     }
-    created = await custom.create_namespaced_custom_object(
-        "stack-test.restate.dev", "v1", namespace, "widgets", body
-    )
-    read = await custom.get_namespaced_custom_object(
-        "stack-test.restate.dev", "v1", namespace, "widgets", "w1"
-    )
+    created = await custom.create_namespaced_custom_object("stack-test.restate.dev", "v1", namespace, "widgets", body)
+    read = await custom.get_namespaced_custom_object("stack-test.restate.dev", "v1", namespace, "widgets", "w1")
     assert read["metadata"]["uid"] == created["metadata"]["uid"]
     assert read["spec"] == {"size": 3}
 
     invalid = {**body, "metadata": {"name": "w2"}, "spec": {"size": 0}}
     with pytest.raises(ApiException) as rejected:
-        await custom.create_namespaced_custom_object(
-            "stack-test.restate.dev", "v1", namespace, "widgets", invalid
-        )
+        await custom.create_namespaced_custom_object("stack-test.restate.dev", "v1", namespace, "widgets", invalid)
     assert rejected.value.status == 422
     assert "should be greater than or equal to 1" in str(rejected.value.body)
 

@@ -87,9 +87,7 @@ def kubeconfig_yaml(server: str, ca_file: Path) -> str:
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [
-                {"name": "local", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
-            ],
+            "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
             "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
             "current-context": "local",
@@ -136,15 +134,19 @@ class ControlPlane:
     def server(self) -> str:
         return f"https://127.0.0.1:{self.api_port}"
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        """Run the control plane's own kubectl against this cluster; returns stdout."""
-        result = subprocess.run(
+    def kubectl_result(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the control plane's own kubectl against this cluster, whatever its exit code."""
+        return subprocess.run(
             [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
             input=input,
             capture_output=True,
             text=True,
             check=False,
         )
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        """Run kubectl; returns stdout, raises on failure unless `check` is false."""
+        result = self.kubectl_result(*args, input=input)
         if check and result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
@@ -272,9 +274,7 @@ class ControlPlane:
         procs.wait_until("nodes Ready", self._nodes_ready, timeout=60)
         procs.wait_until(
             "serviceaccount default/default",
-            lambda: bool(
-                self.kubectl("get", "serviceaccount", "default", "-n", "default", "-o", "name", check=False)
-            ),
+            lambda: bool(self.kubectl("get", "serviceaccount", "default", "-n", "default", "-o", "name", check=False)),
             timeout=60,
         )
 

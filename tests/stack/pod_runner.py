@@ -66,9 +66,7 @@ def _selects(selector: Mapping[str, str] | None, labels: Mapping[str, str] | Non
     return bool(selector) and all((labels or {}).get(k) == v for k, v in (selector or {}).items())
 
 
-def host_entries(
-    services: Sequence[Obj], pods: Sequence[Obj], addresses: Mapping[PodKey, str]
-) -> dict[str, str]:
+def host_entries(services: Sequence[Obj], pods: Sequence[Obj], addresses: Mapping[PodKey, str]) -> dict[str, str]:
     """Host name -> loopback address, for each Service and StatefulSet pod name backed by a process."""
     entries: dict[str, str] = {}
     served = sorted(
@@ -79,9 +77,7 @@ def host_entries(
         ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
         selector = (svc.get("spec") or {}).get("selector")
         backing = [
-            p
-            for p in served
-            if p["metadata"]["namespace"] == ns and _selects(selector, p["metadata"].get("labels"))
+            p for p in served if p["metadata"]["namespace"] == ns and _selects(selector, p["metadata"].get("labels"))
         ]
         if backing:
             ip = addresses[_key(backing[0])]
@@ -180,9 +176,7 @@ async def main(kubeconfig: Path, hosts_file: Path, work: Path, interval: float) 
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--hosts-file", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)

@@ -91,9 +91,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_until(
-    what: str, check: Callable[[], bool], *, timeout: float, process: Process | None = None
-) -> None:
+def wait_until(what: str, check: Callable[[], bool], *, timeout: float, process: Process | None = None) -> None:
     """Poll `check` until true; fail early, with its log, if `process` dies meanwhile."""
     deadline = time.monotonic() + timeout
     while True:

@@ -81,10 +81,7 @@ class RestateServer:
         )
         procs.wait_until(
             "restate-server health",
-            lambda: (
-                procs.http_ok(f"{self.admin_url}/health")
-                and procs.http_ok(f"{self.ingress_url}/restate/health")
-            ),
+            lambda: procs.http_ok(f"{self.admin_url}/health") and procs.http_ok(f"{self.ingress_url}/restate/health"),
             timeout=60,
             process=self.process,
         )

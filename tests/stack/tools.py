@@ -78,9 +78,7 @@ def ensure_control_plane() -> Path:
 
 def control_plane_bin_dir() -> Path:
     """The cached Kubernetes binaries, without building; MissingTool when absent."""
-    out = subprocess.run(
-        ["bash", str(BUILD_SCRIPT), "--print-dir"], check=True, stdout=subprocess.PIPE, text=True
-    )
+    out = subprocess.run(["bash", str(BUILD_SCRIPT), "--print-dir"], check=True, stdout=subprocess.PIPE, text=True)
     path = Path(out.stdout.strip())
     missing = [b for b in K8S_BINARIES if not (path / b).exists()]
     if missing:

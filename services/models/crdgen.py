@@ -1,0 +1,359 @@
+"""Generate `crd/*.yaml` from the pydantic models: `python -m services.models.crdgen [--check]`.
+
+The models are the single source. This module turns their JSON schema into structural OpenAPI v3
+(no `$ref`, no `null`, a type on every node), inlines the real schema of every embedded Kubernetes
+type from `kube_openapi.json` (a snapshot of the kube-apiserver's own OpenAPI v3 document), and
+adds what only a CRD has: printer columns, subresources, short names, name limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from services.models import cloud, cluster, deployment
+from services.models.common import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, GROUP, KUBE_REF
+
+Schema = dict[str, Any]
+KUBE_OPENAPI = Path(__file__).with_name("kube_openapi.json")
+CRD_DIR = Path(__file__).resolve().parents[2] / "crd"
+INT_OR_STRING = {
+    "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
+    "io.k8s.apimachinery.pkg.api.resource.Quantity",
+}
+DROPPED_KUBE_KEYS = {
+    "x-kubernetes-patch-merge-key",
+    "x-kubernetes-patch-strategy",
+    "x-kubernetes-unions",
+    "x-kubernetes-group-version-kind",
+}
+
+
+class _NoNullGenerator(GenerateJsonSchema):
+    """Kubernetes has no null: an optional field is one that may be absent."""
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+
+def kube_definitions() -> dict[str, Schema]:
+    definitions: dict[str, Schema] = json.loads(KUBE_OPENAPI.read_text())["schemas"]
+    return definitions
+
+
+def kube_refs(schema: Any) -> set[str]:
+    """Every embedded Kubernetes type a model schema names."""
+    if isinstance(schema, dict):
+        found = {schema[KUBE_REF]} if KUBE_REF in schema else set()
+        return found.union(*(kube_refs(v) for v in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(kube_refs(v) for v in schema))
+    return set()
+
+
+@dataclass
+class _Structural:
+    """Converts one pydantic JSON schema (with its `$defs`) into a structural schema."""
+
+    defs: dict[str, Schema]
+    kube: dict[str, Schema]
+    _stack: list[str] = field(default_factory=list)
+
+    def model(self, node: Schema) -> Schema:
+        if "$ref" in node:
+            target = self.defs[node["$ref"].removeprefix("#/$defs/")]
+            return self.model({**target, **{k: v for k, v in node.items() if k != "$ref"}})
+        if KUBE_REF in node:
+            embedded = self.kube_type(node[KUBE_REF])
+            if "description" in node:
+                embedded["description"] = node["description"]
+            extra = {k: v for k, v in node.items() if k.startswith("x-kubernetes") and k != KUBE_REF}
+            return {**embedded, **extra}
+        out: Schema = {}
+        for key, value in node.items():
+            if key in ("title", "$defs") or (key == "default" and value is None):
+                continue
+            if key == "properties":
+                out[key] = {name: self.model(prop) for name, prop in value.items()}
+            elif key in ("items", "additionalProperties") and isinstance(value, dict):
+                out[key] = self.model(value)
+            else:
+                out[key] = value
+        if "enum" in out and "type" not in out:
+            out["type"] = "string"
+        return out
+
+    def kube_type(self, name: str) -> Schema:
+        if name in INT_OR_STRING:
+            return {"x-kubernetes-int-or-string": True}
+        if name in self._stack:
+            raise ValueError(f"recursive Kubernetes type {name} cannot be inlined into a CRD")
+        self._stack.append(name)
+        try:
+            return self.kube_node(self.kube[name])
+        finally:
+            self._stack.pop()
+
+    def kube_node(self, node: Schema) -> Schema:
+        ref = node.get("$ref") or (node["allOf"][0]["$ref"] if len(node.get("allOf", [])) == 1 else None)
+        if ref:
+            inlined = self.kube_type(ref.removeprefix("#/components/schemas/"))
+            if "description" in node:
+                inlined["description"] = node["description"]
+            return inlined
+        out: Schema = {}
+        for key, value in node.items():
+            if key in DROPPED_KUBE_KEYS or key == "default":
+                continue  # defaults belong to the real objects' apiserver, not to our CRD
+            if key == "properties":
+                out[key] = {name: self.kube_node(prop) for name, prop in value.items()}
+            elif key in ("items", "additionalProperties") and isinstance(value, dict):
+                out[key] = self.kube_node(value)
+            else:
+                out[key] = value
+        keys = out.get("x-kubernetes-list-map-keys")
+        if keys:
+            self._default_map_keys(out["items"], node["items"], keys)
+        return out
+
+    def _default_map_keys(self, items: Schema, raw_items: Schema, keys: list[str]) -> None:
+        """A list-map key must be required or defaulted; restore the apiserver's default for optional ones."""
+        raw = raw_items
+        if "$ref" in raw or "allOf" in raw:
+            ref = raw.get("$ref") or raw["allOf"][0]["$ref"]
+            raw = self.kube[ref.removeprefix("#/components/schemas/")]
+        for key in keys:
+            if key not in items.get("required", []):
+                items["properties"][key]["default"] = raw["properties"][key]["default"]
+
+
+def structural(model: type[BaseModel], kube: dict[str, Schema]) -> Schema:
+    raw = model.model_json_schema(by_alias=True, schema_generator=_NoNullGenerator)
+    return _Structural(raw.get("$defs", {}), kube).model(raw)
+
+
+@dataclass(frozen=True)
+class Kind:
+    model: type[BaseModel]
+    version: str
+    plural: str
+    singular: str
+    short_name: str
+    scope: str
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    name_pattern: str
+    name_max_length: int
+    printer_columns: list[dict[str, Any]]
+    scale: bool = False
+    spec_extra: Schema = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.model.__name__
+
+
+def _ready_columns() -> list[dict[str, Any]]:
+    return [
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {
+            "name": "Status",
+            "type": "string",
+            "priority": 1,
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].message',
+        },
+    ]
+
+
+AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+KINDS = [
+    Kind(
+        model=cluster.RestateCluster,
+        version="v1",
+        plural="restateclusters",
+        singular="restatecluster",
+        short_name="rsc",
+        scope="Cluster",
+        spec=cluster.RestateClusterSpec,
+        status=cluster.RestateClusterStatus,
+        # The cluster's namespace takes the resource's name, so it must be a DNS label.
+        name_pattern=DNS_LABEL_PATTERN,
+        name_max_length=63,
+        printer_columns=[
+            *_ready_columns(),
+            {"name": "Replicas", "type": "integer", "priority": 1, "jsonPath": ".status.readyReplicas"},
+            {"name": "Provisioned", "type": "boolean", "priority": 1, "jsonPath": ".status.provisioned"},
+            AGE,
+        ],
+    ),
+    Kind(
+        model=deployment.RestateDeployment,
+        version="v1beta1",
+        plural="restatedeployments",
+        singular="restatedeployment",
+        short_name="rsd",
+        scope="Namespaced",
+        spec=deployment.RestateDeploymentSpec,
+        status=deployment.RestateDeploymentStatus,
+        name_pattern=DNS_LABEL_PATTERN,
+        name_max_length=deployment.MAX_NAME_LENGTH,
+        printer_columns=[
+            {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
+            {"name": "Up-To-Date", "type": "integer", "jsonPath": ".status.replicas"},
+            {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+            {"name": "Available", "type": "integer", "jsonPath": ".status.availableReplicas"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            {"name": "Deployment ID", "type": "string", "priority": 1, "jsonPath": ".status.deploymentId"},
+            {
+                "name": "Containers",
+                "type": "string",
+                "priority": 1,
+                "jsonPath": ".spec.template.spec.containers[*].name",
+            },
+            {
+                "name": "Images",
+                "type": "string",
+                "priority": 1,
+                "jsonPath": ".spec.template.spec.containers[*].image",
+            },
+            {"name": "Selector", "type": "string", "priority": 1, "jsonPath": ".status.labelSelector"},
+            {
+                "name": "Status",
+                "type": "string",
+                "priority": 1,
+                "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+            },
+        ],
+        scale=True,
+        spec_extra=deployment.SPEC_RULES,
+    ),
+    Kind(
+        model=cloud.RestateCloudEnvironment,
+        version="v1beta1",
+        plural="restatecloudenvironments",
+        singular="restatecloudenvironment",
+        short_name="rce",
+        scope="Cluster",
+        spec=cloud.RestateCloudEnvironmentSpec,
+        status=cloud.RestateCloudEnvironmentStatus,
+        name_pattern=DNS_SUBDOMAIN_PATTERN,
+        name_max_length=cloud.MAX_NAME_LENGTH,
+        printer_columns=[
+            *_ready_columns(),
+            {"name": "Environment", "type": "string", "jsonPath": ".spec.environmentId"},
+            {"name": "Region", "type": "string", "jsonPath": ".spec.region"},
+            AGE,
+        ],
+    ),
+]
+
+
+def crd(kind: Kind, kube: dict[str, Schema]) -> Schema:
+    spec = {**structural(kind.spec, kube), **kind.spec_extra}
+    spec["description"] = f"Desired state of the {kind.name}."
+    status = structural(kind.status, kube)
+    status["description"] = f"Observed state of the {kind.name}, written by the operator."
+    subresources: Schema = {"status": {}}
+    if kind.scale:
+        subresources["scale"] = {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.labelSelector",
+        }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{kind.plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "restate-operator", "app.kubernetes.io/component": "crd"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": kind.scope,
+            "names": {
+                "kind": kind.name,
+                "listKind": f"{kind.name}List",
+                "plural": kind.plural,
+                "singular": kind.singular,
+                "shortNames": [kind.short_name],
+                "categories": ["restate"],
+            },
+            "versions": [
+                {
+                    "name": kind.version,
+                    "served": True,
+                    "storage": True,
+                    "additionalPrinterColumns": kind.printer_columns,
+                    "subresources": subresources,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (kind.model.__doc__ or "").strip(),
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {
+                                    "type": "object",
+                                    "properties": {
+                                        "name": {
+                                            "type": "string",
+                                            "maxLength": kind.name_max_length,
+                                            "pattern": kind.name_pattern,
+                                        }
+                                    },
+                                },
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render(document: Schema) -> str:
+    header = "# Generated by `make crds` (services/models/crdgen.py) from the pydantic models. Do not edit.\n"
+    return header + yaml.safe_dump(document, sort_keys=False, width=120, allow_unicode=True)
+
+
+def generate() -> dict[str, str]:
+    """File name -> YAML text for every CRD."""
+    kube = kube_definitions()
+    return {f"{kind.plural}.yaml": render(crd(kind, kube)) for kind in KINDS}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail when crd/ differs from the models")
+    parser.add_argument("--out", type=Path, default=CRD_DIR)
+    args = parser.parse_args(argv)
+    stale = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in generate().items():
+        path = args.out / name
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(name)
+        if not args.check:
+            path.write_text(text)
+    if args.check and stale:
+        print(f"stale CRDs: {', '.join(stale)}; run `make crds`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
