@@ -30,6 +30,7 @@ ENV_FILE = DEV / "env"
 PID_FILE = DEV / "supervisor.pid"
 LOG_FILE = DEV / "supervisor.log"
 EXAMPLE = tools.REPO / "examples" / "hello" / "k8s.yaml"
+CRDS = tools.REPO / "crd"
 
 
 def render_env(env: dict[str, str], path_entries: list[Path]) -> str:
@@ -46,6 +47,8 @@ def serve() -> None:
     stack = Stack(DEV / "stack")
     try:
         stack.start()
+        stack.control_plane.kubectl("apply", "--server-side", "-f", str(CRDS))
+        stack.control_plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         stack.control_plane.kubectl("apply", "-f", str(EXAMPLE))
         ENV_FILE.write_text(render_env(stack.env(), tools.bin_path_entries()))
         print("stack ready", flush=True)
@@ -99,6 +102,8 @@ def up() -> int:
 Try:
   source .dev/env
   kubectl get nodes
+  kubectl get crd                                    # restateclusters, restatedeployments, restatecloudenvironments
+  kubectl explain restatedeployment.spec.restate
   kubectl get pods,svc -n hello                      # the example SDK service, run by the pod runner
   restate deployments register --yes http://hello.hello.svc.cluster.local:9080
   curl -s "$RESTATE_INGRESS_URL/Greeter/greet" -H 'content-type: application/json' -d '"newcomer"'
