@@ -1,0 +1,67 @@
+"""`python -m services`: serve the reconcilers (and probes) with hypercorn until SIGTERM.
+
+The Restate SDK installs its own SIGTERM dispatcher on the first request, which would replace a
+plain loop handler; registering through `restate.server.install_shutdown_hook` keeps ours. On
+SIGTERM, in-flight invocations get SHUTDOWN_GRACE_SECONDS to finish; Restate retries the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import hypercorn.asyncio
+import hypercorn.config
+import restate.server
+
+from services import app, metrics
+from services.deps import Deps
+from services.observability import probes_app
+from services.settings import Settings
+
+logger = logging.getLogger("services")
+
+
+def _config(bind: str, grace: float) -> hypercorn.config.Config:
+    config = hypercorn.config.Config()
+    config.bind = [bind]
+    config.graceful_timeout = grace
+    config.accesslog = None
+    config.h2_max_concurrent_streams = config.keep_alive_timeout = 2**31 - 1
+    return config
+
+
+async def serve(settings: Settings) -> None:
+    deps = Deps(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    restate.server.install_shutdown_hook(loop, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    metrics.initialise()
+    restate_app = app.build(deps)
+    probes = probes_app(lambda: (not stop.is_set(), {"kinds": [k.name for k in app.KINDS]}))
+    logger.info("serving reconcilers on %s, probes on %s", settings.bind, settings.probes_bind)
+    try:
+        await asyncio.gather(
+            hypercorn.asyncio.serve(
+                restate_app, _config(settings.bind, settings.shutdown_grace_seconds), shutdown_trigger=stop.wait
+            ),
+            hypercorn.asyncio.serve(
+                probes,  # type: ignore[arg-type]  # a plain ASGI callable; hypercorn's alias is narrower
+                _config(settings.probes_bind, 1.0),
+                shutdown_trigger=stop.wait,
+            ),
+        )
+    finally:
+        await deps.close()
+        logger.info("stopped")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(Settings.from_env()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""The one explicit list of reconcilers handed to `restate.app()`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import restate
+
+from services.deps import Deps
+from services.reconcilers import cloud
+from services.reconcilers.framework import Kind, reconciler
+
+KINDS: list[Kind] = [cloud.KIND]
+
+
+def build(deps: Deps) -> Any:
+    """The ASGI app serving every reconciler."""
+    return restate.app(services=[reconciler(kind, deps) for kind in KINDS])

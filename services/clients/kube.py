@@ -1,0 +1,272 @@
+"""A thin async Kubernetes client: server-side apply, reads, deletes, watches and Events.
+
+Built on kubernetes-asyncio's ApiClient for configuration and authentication (kubeconfig, in-cluster
+service account, token refresh), but talking plain JSON on resource paths from one table, so every
+kind (ours included) goes through the same few verbs. Errors are translated to `clients.errors`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from services import metrics
+from services.clients import errors
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+FIELD_MANAGER = "restate-operator"
+REPORTING_CONTROLLER = "restate.dev/restate-operator"
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        if subresource:
+            base += f"/{subresource}"
+        return base
+
+
+_RESOURCES = [
+    Resource("", "v1", "namespaces", "Namespace", False),
+    Resource("", "v1", "services", "Service", True),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount", True),
+    Resource("", "v1", "configmaps", "ConfigMap", True),
+    Resource("", "v1", "secrets", "Secret", True),
+    Resource("", "v1", "pods", "Pod", True),
+    Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True),
+    Resource("apps", "v1", "deployments", "Deployment", True),
+    Resource("apps", "v1", "replicasets", "ReplicaSet", True),
+    Resource("apps", "v1", "statefulsets", "StatefulSet", True),
+    Resource("batch", "v1", "jobs", "Job", True),
+    Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True),
+    Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True),
+    Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True),
+    Resource("events.k8s.io", "v1", "events", "Event", True),
+    Resource("restate.dev", "v1", "restateclusters", "RestateCluster", False),
+    Resource("restate.dev", "v1beta1", "restatedeployments", "RestateDeployment", True),
+    Resource("restate.dev", "v1beta1", "restatecloudenvironments", "RestateCloudEnvironment", False),
+]
+RESOURCES: dict[str, Resource] = {r.kind: r for r in _RESOURCES}
+
+
+def resource_of(obj: Mapping[str, Any]) -> Resource:
+    res = RESOURCES.get(obj["kind"])
+    if res is None or res.api_version != obj["apiVersion"]:
+        raise errors.Invalid(f"unsupported kind {obj['apiVersion']}/{obj['kind']}")
+    return res
+
+
+def micro_time(now: datetime.datetime | None = None) -> str:
+    """metav1.MicroTime: RFC 3339 with microseconds, UTC."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Kube:
+    """One authenticated connection to the Kubernetes API. Use `await Kube.connect()`; `close()` when done."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> Kube:
+        """From a kubeconfig file if given, else in-cluster, else the default kubeconfig."""
+        if kubeconfig:
+            return cls(await config.new_client_from_config(config_file=kubeconfig))
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            return cls(client.ApiClient())
+        except ConfigException:
+            return cls(await config.new_client_from_config())
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        deadline: float = 30.0,
+    ) -> Any:
+        try:
+            response = await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=deadline,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise errors.Unavailable(f"{method} {path}: {exc!r}") from exc
+        async with response:
+            text = await response.text()
+            if 200 <= response.status < 300:
+                return json.loads(text) if text else None
+            raise errors.from_status(
+                response.status,
+                f"{method} {path}: {_status_message(text)}",
+                retry_after=errors.parse_retry_after(response.headers.get("Retry-After")),
+            )
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj | None:
+        """The object, or None when it does not exist."""
+        try:
+            obj: Obj = await self._request("GET", res.path(namespace, name))
+        except errors.NotFound:
+            return None
+        return obj
+
+    async def list(self, res: Resource, namespace: str | None = None, label_selector: str | None = None) -> Obj:
+        """The List object (items and metadata.resourceVersion)."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        listed: Obj = await self._request("GET", res.path(namespace), query=query)
+        return listed
+
+    async def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER, subresource: str | None = None) -> Obj:
+        """Server-side apply `obj` (force: the operator owns what it declares)."""
+        res = resource_of(obj)
+        meta = obj["metadata"]
+        applied: Obj = await self._request(
+            "PATCH",
+            res.path(meta.get("namespace"), meta["name"], subresource),
+            query=[("fieldManager", field_manager), ("force", "true")],
+            body=obj,
+            content_type="application/apply-patch+yaml",
+        )
+        metrics.KUBE_WRITES.labels(kind=res.kind, verb="apply-status" if subresource else "apply").inc()
+        return applied
+
+    async def delete(
+        self, res: Resource, name: str, namespace: str | None = None, *, propagation: str = "Background"
+    ) -> bool:
+        """Delete; False when it was already gone."""
+        try:
+            await self._request("DELETE", res.path(namespace, name), body={"propagationPolicy": propagation})
+        except errors.NotFound:
+            return False
+        metrics.KUBE_WRITES.labels(kind=res.kind, verb="delete").inc()
+        return True
+
+    async def event(
+        self,
+        regarding: Obj,
+        *,
+        type_: str,
+        reason: str,
+        note: str,
+        action: str,
+        reporting_instance: str,
+    ) -> None:
+        """Publish an events.k8s.io/v1 Event about `regarding` (cluster-scoped objects: namespace default)."""
+        meta = regarding["metadata"]
+        namespace = meta.get("namespace") or "default"
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+            "regarding": {
+                "apiVersion": regarding["apiVersion"],
+                "kind": regarding["kind"],
+                "name": meta["name"],
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "note": errors.truncate(note, 1024),
+            "action": action,
+            "eventTime": micro_time(),
+            "reportingController": REPORTING_CONTROLLER,
+            "reportingInstance": reporting_instance,
+        }
+        await self._request("POST", RESOURCES["Event"].path(namespace), body=body)
+        metrics.KUBE_WRITES.labels(kind="Event", verb="create").inc()
+
+    async def watch(
+        self,
+        res: Resource,
+        resource_version: str,
+        *,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[Obj]:
+        """Watch events ({type, object}) from `resource_version`, with bookmarks, until the server ends it.
+
+        A 410 Gone arrives as an ERROR event whose object is a Status with code 410: the caller relists.
+        """
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        try:
+            response = await self._api.call_api(
+                res.path(),
+                "GET",
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=timeout_seconds + 30),
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise errors.Unavailable(f"watch {res.plural}: {exc!r}") from exc
+        async with response:
+            if response.status != 200:
+                text = await response.text()
+                raise errors.from_status(response.status, f"watch {res.plural}: {_status_message(text)}")
+            try:
+                async for line in response.content:
+                    if line.strip():
+                        yield json.loads(line)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise errors.Unavailable(f"watch {res.plural} broke: {exc!r}") from exc
+
+
+def _status_message(text: str) -> str:
+    """The `message` of a Kubernetes Status body, else the (truncated) text."""
+    try:
+        status = json.loads(text)
+    except ValueError:
+        return errors.truncate(text)
+    if isinstance(status, dict) and status.get("kind") == "Status":
+        return str(status.get("message") or status.get("reason") or "")
+    return errors.truncate(text)

@@ -1,0 +1,99 @@
+"""A thin client for a Restate server's admin API: register, deregister, list, SQL.
+
+Every call has a timeout; 429 and 503 honour Retry-After; rejections carry Restate's own error
+code (`META0006` for a breaking change) and message. The base URL may carry a path prefix (a proxy
+in front of the admin API): it is kept on every call, unlike the upstream operator.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from services import metrics
+from services.clients import errors
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+class RestateAdmin:
+    """`async with RestateAdmin(url) as admin: ...`; one instance per admin endpoint."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, transport: httpx.AsyncBaseTransport | None = None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/", headers=headers, timeout=DEFAULT_TIMEOUT, transport=transport
+        )
+
+    async def __aenter__(self) -> RestateAdmin:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._http.aclose()
+
+    async def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            metrics.ADMIN_CALLS.labels(operation=operation, outcome="unreachable").inc()
+            raise errors.Unavailable(f"{operation}: {exc!r}") from exc
+        if response.is_success:
+            metrics.ADMIN_CALLS.labels(operation=operation, outcome="ok").inc()
+            return response
+        metrics.ADMIN_CALLS.labels(operation=operation, outcome=str(response.status_code)).inc()
+        raise _error(operation, response)
+
+    async def register(
+        self, uri: str, *, force: bool = False, use_http_11: bool | None = None, breaking: bool = False
+    ) -> dict[str, Any]:
+        """POST /deployments. `force` is always sent: an absent force acts as false on 1.7 but the docs say true."""
+        body: dict[str, Any] = {"uri": uri, "force": force, "breaking": breaking}
+        if use_http_11 is not None:
+            body["use_http_11"] = use_http_11
+        response = await self._call("register", "POST", "deployments", json=body)
+        registered: dict[str, Any] = response.json()
+        return registered
+
+    async def deregister(self, deployment_id: str) -> bool:
+        """DELETE /deployments/{id}?force=true; False when it was already gone."""
+        try:
+            await self._call("deregister", "DELETE", f"deployments/{deployment_id}", params={"force": "true"})
+        except errors.Rejected as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def deployments(self) -> list[dict[str, Any]]:
+        response = await self._call("list", "GET", "deployments")
+        listed: list[dict[str, Any]] = response.json()["deployments"]
+        return listed
+
+    async def query(self, sql: str) -> list[dict[str, Any]]:
+        """Rows of a SQL query; NULL columns are absent from a row (use `.get`)."""
+        response = await self._call(
+            "query", "POST", "query", json={"query": sql}, headers={"Accept": "application/json"}
+        )
+        rows: list[dict[str, Any]] = response.json()["rows"]
+        return rows
+
+
+def _error(operation: str, response: httpx.Response) -> errors.OperatorError:
+    try:
+        body = response.json()
+        message = str(body.get("message") or response.text)
+        code = body.get("restate_code")
+    except ValueError:
+        message, code = response.text, None
+    text = f"{operation}: HTTP {response.status_code}: {message}"
+    status = response.status_code
+    if status == 429 or (status >= 500 and code is None):
+        return errors.Unavailable(text, retry_after=errors.parse_retry_after(response.headers.get("Retry-After")))
+    if status >= 500 and code in ("META0003", "META0014"):
+        # The service endpoint was unreachable or HTTP/1.1-only: may heal as pods come up.
+        return errors.Unavailable(text)
+    return errors.Rejected(text, status=status, code=code)

@@ -1,0 +1,1 @@
+"""One Restate VirtualObject per kind, keyed per resource, all built on `framework`."""

@@ -1,0 +1,74 @@
+"""RestateCloudEnvironment: keep the tunnel Deployment and Service applied; Ready when the tunnel is available."""
+
+from __future__ import annotations
+
+from services.builders import cloud as build
+from services.clients.kube import RESOURCES, Obj
+from services.reconcilers.framework import Kind, Outcome, Steps
+
+FINALIZER = "cloudenvironments.restate.dev"
+NOT_READY_RECHECK_SECONDS = 60.0
+
+
+async def converge(steps: Steps, rce: Obj) -> Outcome:
+    settings = steps.deps.settings
+    deployment = await steps.apply(build.tunnel_deployment(rce, settings))
+    await steps.apply(build.tunnel_service(rce, settings))
+    secret_ref = rce["spec"]["authentication"]["secret"]
+    keys = await steps.run(
+        f"check Secret {settings.operator_namespace}/{secret_ref['name']}",
+        secret_keys,
+        steps,
+        secret_ref["name"],
+        settings.operator_namespace,
+    )
+    if keys is None:
+        return Outcome(
+            ready=False,
+            reason="SecretNotFound",
+            message=f"Secret {settings.operator_namespace}/{secret_ref['name']} with the API token does not exist",
+            requeue_after=NOT_READY_RECHECK_SECONDS,
+        )
+    if secret_ref["key"] not in keys:
+        return Outcome(
+            ready=False,
+            reason="SecretKeyNotFound",
+            message=f"Secret {secret_ref['name']} has no key {secret_ref['key']}",
+            requeue_after=NOT_READY_RECHECK_SECONDS,
+        )
+    return tunnel_readiness(deployment, rce["spec"].get("tunnel", {}).get("replicas", 1))
+
+
+async def secret_keys(steps: Steps, name: str, namespace: str) -> list[str] | None:
+    """The Secret's key names, or None: never its values, which must not land in the journal."""
+    secret = await (await steps.kube()).get(RESOURCES["Secret"], name, namespace)
+    return None if secret is None else sorted((secret.get("data") or {}) | (secret.get("stringData") or {}))
+
+
+def tunnel_readiness(deployment: Obj, desired: int) -> Outcome:
+    """Ready once the Deployment controller saw our spec and every replica is available."""
+    status = deployment["status"]
+    generation = deployment["metadata"].get("generation")
+    available = status.get("availableReplicas", 0)
+    if status.get("observedGeneration", 0) < (generation or 0) or available < desired:
+        return Outcome(
+            ready=False,
+            reason="TunnelNotReady",
+            message=f"{available}/{desired} tunnel replicas available",
+            requeue_after=NOT_READY_RECHECK_SECONDS,
+        )
+    return Outcome(ready=True, reason="TunnelReady", message=f"{available}/{desired} tunnel replicas available")
+
+
+async def finalize(steps: Steps, rce: Obj) -> Outcome:
+    """Nothing to undo: the tunnel objects are owned by the resource and garbage-collected with it."""
+    return Outcome(ready=True, reason="Deleted", message="tunnel objects are garbage-collected")
+
+
+KIND = Kind(
+    resource=RESOURCES["RestateCloudEnvironment"],
+    controller="restatecloudenvironment",
+    finalizer=FINALIZER,
+    converge=converge,
+    finalize=finalize,
+)

@@ -1,0 +1,437 @@
+"""The reconcile engine every kind runs on.
+
+Each kind is a Restate VirtualObject `<Kind>Reconciler`, keyed by the resource (`name` for
+cluster-scoped kinds, `namespace/name` for namespaced ones), so Restate gives every resource one
+exclusive lane, a journal, retries and durable timers. The `reconcile` handler:
+
+    read the object ─┬─ gone ─────────────────────────────► forget its state
+                     ├─ being deleted ─► kind.finalize ─┬─► remove finalizer, forget
+                     │                                  └─► status + wake-up later
+                     └─ alive ─► ensure finalizer ─► kind.converge ─► status ─► wake-up if waiting
+
+Guarantees: every side effect is a journaled step (never repeated once it succeeded, even across
+crashes of the services process or of Restate); an invocation never waits unboundedly (waiting is
+a delayed self-send, superseded by later ones); permanent errors set Degraded and emit a Warning
+Event once, and are retried only on the next change or periodic resync; transient errors are
+retried a few times inside the step, then the resource is woken up again later.
+Assumptions: several requests may arrive for one change (watcher replicas, resyncs): a `spec`
+request for a resourceVersion already reconciled is skipped without any write.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal, ParamSpec, TypeVar
+
+import restate
+from pydantic import BaseModel, Field
+from restate.exceptions import RetryableError
+
+from services import metrics, status
+from services.clients import errors
+from services.clients.kube import Kube, Obj, Resource
+from services.deps import Deps
+
+logger = restate.getLogger(__name__)  # type: ignore[no-untyped-call]  # silent during replay
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+STATE = "state"
+PERMANENT = 422  # status code of the TerminalError that marks a permanent step failure
+CANCELLED = 409
+FINALIZER_MANAGER = "restate-operator/finalizer"
+STEP_OPTIONS: restate.RunOptions[Any] = restate.RunOptions(
+    max_attempts=4,
+    initial_retry_interval=timedelta(milliseconds=200),
+    retry_interval_factor=2.0,
+    max_retry_interval=timedelta(seconds=5),
+)
+TRANSIENT_RETRY_SECONDS = 30.0
+
+Reason = Literal["spec", "child", "resync", "wakeup", "manual"]
+
+
+class ReconcileRequest(BaseModel):
+    """Why a reconcile was asked for. Identity is the object key; the state is always re-read."""
+
+    reason: Reason = Field(default="manual", description="spec, child, resync, wakeup or manual (forced).")
+    trigger: str | None = Field(default=None, description="What the watcher saw, e.g. Deployment/ns/name@123.")
+    wakeup: str | None = Field(default=None, description="Token of a scheduled wake-up (internal).")
+
+
+class ReconcileResult(BaseModel):
+    action: Literal["converged", "waiting", "failed", "skipped", "finalized", "gone"]
+    reason: str = ""
+    message: str = ""
+    requeue_after_seconds: float | None = None
+
+
+class Outcome(BaseModel):
+    """What one converge (or finalize) pass concluded. `ready` for finalize means: deletion may finish."""
+
+    ready: bool
+    reason: str
+    message: str
+    requeue_after: float | None = None
+    status: dict[str, Any] = Field(default_factory=dict)
+
+
+class ObjectState(BaseModel):
+    """The durable memory of one resource's reconciler (see it with the `status` handler)."""
+
+    uid: str | None = None
+    last_resource_version: str | None = None
+    observed_generation: int | None = None
+    ready: bool | None = None
+    reason: str | None = None
+    message: str | None = None
+    degraded: str | None = None
+    wakeup_token: str | None = None
+    reconciles: int = 0
+    last_reconciled_at: str | None = None
+    delete_requested: bool = False
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, message: str, *, permanent: bool) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step, self.message, self.permanent = step, message, permanent
+
+
+def _guard(action: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Map our error classes onto Restate's: permanent -> terminal, Retry-After -> retry delay."""
+
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await action(*args, **kwargs)
+        except errors.PermanentError as exc:
+            raise restate.TerminalError(exc.message, status_code=PERMANENT) from exc
+        except errors.TransientError as exc:
+            if exc.retry_after:
+                raise RetryableError(exc.message, retry_after=timedelta(seconds=exc.retry_after)) from exc
+            raise
+
+    return guarded
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Steps:
+    """Journaled side effects of one invocation; what a kind's converge and finalize use."""
+
+    ctx: restate.ObjectContext
+    deps: Deps
+
+    async def run(self, name: str, action: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            result: T = await self.ctx.run_typed(name, _guard(action), STEP_OPTIONS, *args, **kwargs)
+        except restate.TerminalError as exc:
+            if exc.status_code == CANCELLED:
+                raise
+            raise StepFailed(name, exc.message, permanent=exc.status_code == PERMANENT) from exc
+        return result
+
+    async def kube(self) -> Kube:
+        return await self.deps.kube()
+
+    async def apply(self, obj: Obj) -> Obj:
+        """Server-side apply one child; returns a small summary (the journal keeps it)."""
+        meta = obj["metadata"]
+        where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+
+        async def apply() -> Obj:
+            return summary(await (await self.kube()).apply(obj))
+
+        applied = await self.run(f"apply {obj['kind']} {where}", apply)
+        await self.pause()
+        return applied
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj | None:
+        async def get() -> Obj | None:
+            return await (await self.kube()).get(res, name, namespace)
+
+        return await self.run(f"get {res.kind} {namespace + '/' if namespace else ''}{name}", get)
+
+    async def pause(self) -> None:
+        """A durable pause between steps when STEP_DELAY_SECONDS is set (fault-injection tests)."""
+        delay = self.deps.settings.step_delay_seconds
+        if delay > 0:
+            await self.ctx.sleep(timedelta(seconds=delay))
+
+
+def summary(obj: Obj) -> Obj:
+    """What callers need from an applied object: identity, generation and status."""
+    meta = obj["metadata"]
+    return {
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "generation": meta.get("generation"),
+        },
+        "status": obj.get("status") or {},
+    }
+
+
+Converge = Callable[[Steps, Obj], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a kind plugs into the engine."""
+
+    resource: Resource
+    controller: str
+    finalizer: str
+    converge: Converge
+    finalize: Converge
+
+    @property
+    def name(self) -> str:
+        return self.resource.kind
+
+    @property
+    def service_name(self) -> str:
+        """`ClusterReconciler` for RestateCluster, ...: Restate reserves service names starting with "restate"."""
+        return f"{self.resource.kind.removeprefix('Restate')}Reconciler"
+
+
+def split_key(key: str) -> tuple[str | None, str]:
+    namespace, _, name = key.rpartition("/")
+    return namespace or None, name
+
+
+def object_key(namespace: str | None, name: str) -> str:
+    return f"{namespace}/{name}" if namespace else name
+
+
+def reconciler(kind: Kind, deps: Deps) -> restate.VirtualObject:
+    """The VirtualObject for `kind`, with handlers `reconcile` (exclusive) and `status` (shared)."""
+    service = restate.VirtualObject(
+        kind.service_name,
+        description=f"Reconciles {kind.name} resources, one key per resource.",
+        invocation_retry_policy=restate.InvocationRetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            exponentiation_factor=2.0,
+            max_interval=timedelta(seconds=30),
+            max_attempts=20,
+            on_max_attempts="kill",
+        ),
+    )
+
+    @service.handler(journal_retention=timedelta(hours=1), idempotency_retention=timedelta(hours=1))
+    async def reconcile(ctx: restate.ObjectContext, request: ReconcileRequest) -> ReconcileResult:
+        """Converge one resource towards its spec; `{}` as input forces a full pass."""
+        started = time.monotonic()
+        result = await _reconcile(ctx, request, kind, deps, reconcile)
+        elapsed = time.monotonic() - started
+        outcome = {"failed": "error", "skipped": "skipped", "waiting": "requeue_after"}.get(result.action, "success")
+        metrics.RECONCILE_TOTAL.labels(controller=kind.controller, result=outcome).inc()
+        metrics.RECONCILE_TIME.labels(controller=kind.controller).observe(elapsed)
+        metrics.UPSTREAM_RECONCILIATIONS.inc()
+        metrics.UPSTREAM_DURATION.labels(kind=kind.name).observe(elapsed)
+        if result.action == "failed":
+            metrics.RECONCILE_ERRORS.labels(controller=kind.controller).inc()
+            metrics.UPSTREAM_ERRORS.labels(kind=kind.name, instance=ctx.key(), error=result.reason).inc()
+        return result
+
+    @service.handler(kind="shared")
+    async def status(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
+        """The reconciler's durable state for this resource, as JSON."""
+        state = await ctx.get(STATE, type_hint=ObjectState)
+        return state.model_dump(mode="json") if state else {}
+
+    return service
+
+
+async def _reconcile(
+    ctx: restate.ObjectContext,
+    request: ReconcileRequest,
+    kind: Kind,
+    deps: Deps,
+    handler: Any,
+) -> ReconcileResult:
+    state = await ctx.get(STATE, type_hint=ObjectState) or ObjectState()
+    if request.reason == "wakeup" and request.wakeup != state.wakeup_token:
+        return ReconcileResult(action="skipped", reason="SupersededWakeup")
+    namespace, name = split_key(ctx.key())
+    steps = Steps(ctx, deps)
+    try:
+        obj = await steps.get(kind.resource, name, namespace)
+    except StepFailed as failure:
+        return _schedule(ctx, state, handler, failure_outcome(failure), "failed")
+    if obj is None:
+        ctx.clear_all()
+        return ReconcileResult(action="gone", reason="NotFound", message=f"{kind.name} {ctx.key()} does not exist")
+    meta = obj["metadata"]
+    if state.uid != meta["uid"]:
+        state = ObjectState(uid=meta["uid"])  # a new object under an old name starts afresh
+    if meta.get("deletionTimestamp"):
+        return await _finalize(ctx, state, steps, kind, obj, handler)
+    if request.reason == "spec" and meta["resourceVersion"] == state.last_resource_version:
+        return ReconcileResult(action="skipped", reason="AlreadyReconciled")
+
+    action: Literal["converged", "waiting", "failed"]
+    try:
+        if kind.finalizer not in (meta.get("finalizers") or []):
+            await steps.run("add finalizer", _set_finalizer, deps, obj, [kind.finalizer])
+        outcome = await kind.converge(steps, obj)
+        action = "converged" if outcome.requeue_after is None else "waiting"
+        permanent: StepFailed | None = None
+    except StepFailed as failure:
+        outcome, action = failure_outcome(failure), "failed"
+        permanent = failure if failure.permanent else None
+    await _write_status(ctx, state, steps, obj, outcome, permanent, kind)
+    state.reconciles += 1
+    return _schedule(ctx, state, handler, outcome, action)
+
+
+async def _finalize(
+    ctx: restate.ObjectContext, state: ObjectState, steps: Steps, kind: Kind, obj: Obj, handler: Any
+) -> ReconcileResult:
+    if kind.finalizer not in (obj["metadata"].get("finalizers") or []):
+        ctx.clear_all()
+        return ReconcileResult(action="gone", reason="NotOurs", message="being deleted without our finalizer")
+    try:
+        if not state.delete_requested:
+            await steps.run(
+                "event DeleteRequested",
+                _event,
+                steps.deps,
+                obj,
+                "Normal",
+                "DeleteRequested",
+                f"Deleting {kind.name} {ctx.key()}",
+                "Deleting",
+            )
+            state.delete_requested = True
+            ctx.set(STATE, state)
+        outcome = await kind.finalize(steps, obj)
+        if outcome.ready:
+            await steps.run("remove finalizer", _set_finalizer, steps.deps, obj, [])
+            ctx.clear_all()
+            return ReconcileResult(action="finalized", reason=outcome.reason, message=outcome.message)
+        action: Literal["waiting", "failed"] = "waiting"
+        permanent = None
+    except StepFailed as failure:
+        outcome, action = failure_outcome(failure), "failed"
+        permanent = failure if failure.permanent else None
+    await _write_status(ctx, state, steps, obj, outcome, permanent, kind)
+    if outcome.requeue_after is None:
+        outcome.requeue_after = TRANSIENT_RETRY_SECONDS
+    return _schedule(ctx, state, handler, outcome, action)
+
+
+def failure_outcome(failure: StepFailed) -> Outcome:
+    if failure.permanent:
+        return Outcome(ready=False, reason="ReconcileFailed", message=str(failure))
+    return Outcome(
+        ready=False, reason="TransientError", message=f"{failure} (retrying)", requeue_after=TRANSIENT_RETRY_SECONDS
+    )
+
+
+async def _write_status(
+    ctx: restate.ObjectContext,
+    state: ObjectState,
+    steps: Steps,
+    obj: Obj,
+    outcome: Outcome,
+    permanent: StepFailed | None,
+    kind: Kind,
+) -> None:
+    now = rfc3339(await ctx.time())
+    generation = obj["metadata"].get("generation")
+    degraded = permanent is not None
+    conditions = [
+        status.condition(status.READY, outcome.ready, outcome.reason, outcome.message, generation),
+        status.condition(
+            status.PROGRESSING, not outcome.ready and not degraded, outcome.reason, outcome.message, generation
+        ),
+        status.condition(
+            status.DEGRADED,
+            degraded,
+            "ReconcileFailed" if degraded else "AsExpected",
+            permanent.message if permanent else "",
+            generation,
+        ),
+    ]
+    previous = (obj.get("status") or {}).get("conditions")
+    body = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"].get("namespace")},
+        "status": {
+            **outcome.status,
+            "observedGeneration": generation,
+            "conditions": status.merge(previous, conditions, now),
+        },
+    }
+    if not body["metadata"]["namespace"]:
+        del body["metadata"]["namespace"]
+    try:
+        if permanent and state.degraded != permanent.message:
+            await steps.run(
+                "event Warning", _event, steps.deps, obj, "Warning", "ReconcileFailed", permanent.message, "Reconcile"
+            )
+
+        async def apply_status() -> Obj:
+            return summary(await (await steps.kube()).apply(body, subresource="status"))
+
+        applied = await steps.run("apply status", apply_status)
+        state.last_resource_version = applied["metadata"]["resourceVersion"]
+    except StepFailed as failure:
+        logger.warning("could not write status of %s: %s", ctx.key(), failure)
+    state.observed_generation = generation
+    state.ready, state.reason, state.message = outcome.ready, outcome.reason, outcome.message
+    state.degraded = permanent.message if permanent else None
+    state.last_reconciled_at = now
+
+
+def _schedule(
+    ctx: restate.ObjectContext, state: ObjectState, handler: Any, outcome: Outcome, action: Any
+) -> ReconcileResult:
+    """Persist state and, when waiting, one delayed self-send that supersedes any earlier one."""
+    if outcome.requeue_after is not None:
+        delay = max(1.0, outcome.requeue_after)
+        token = str(ctx.uuid())
+        state.wakeup_token = token
+        ctx.object_send(
+            handler,
+            key=ctx.key(),
+            arg=ReconcileRequest(reason="wakeup", wakeup=token),
+            send_delay=timedelta(seconds=delay),
+        )
+    else:
+        state.wakeup_token = None
+    ctx.set(STATE, state)
+    return ReconcileResult(
+        action=action, reason=outcome.reason, message=outcome.message, requeue_after_seconds=outcome.requeue_after
+    )
+
+
+async def _set_finalizer(deps: Deps, obj: Obj, finalizers: list[str]) -> None:
+    """Own exactly `finalizers` under our finalizer field manager (others' entries are untouched)."""
+    meta = obj["metadata"]
+    patch: Obj = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": meta["name"]}}
+    if meta.get("namespace"):
+        patch["metadata"]["namespace"] = meta["namespace"]
+    patch["metadata"]["finalizers"] = finalizers
+    try:
+        await (await deps.kube()).apply(patch, field_manager=FINALIZER_MANAGER)
+    except errors.NotFound:
+        return  # deleted meanwhile: nothing left to hold
+
+
+async def _event(deps: Deps, obj: Obj, type_: str, reason: str, note: str, action: str) -> None:
+    await (await deps.kube()).event(
+        obj, type_=type_, reason=reason, note=note, action=action, reporting_instance=deps.settings.pod_name
+    )

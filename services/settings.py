@@ -1,0 +1,66 @@
+"""The operator's configuration, read once from the environment into one frozen object.
+
+Every field is documented where it is declared; the README's configuration table mirrors these.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    operator_namespace: str = Field(default="restate-operator")
+    """OPERATOR_NAMESPACE: where tunnel Deployments and Restate Cloud token Secrets live."""
+
+    cluster_dns: str = Field(default="cluster.local")
+    """CLUSTER_DNS: the cluster's DNS suffix, used in every in-cluster URL the operator builds."""
+
+    tunnel_client_default_image: str = Field(default="ghcr.io/restatedev/restate-cloud-tunnel-client:0.6.0")
+    """OPERATOR_TUNNEL_CLIENT_DEFAULT_IMAGE: tunnel image when a RestateCloudEnvironment names none."""
+
+    kubeconfig: str | None = None
+    """KUBECONFIG: a kubeconfig file; unset means in-cluster (or ~/.kube/config outside a cluster)."""
+
+    bind: str = "0.0.0.0:9080"
+    """SERVICES_BIND: where the Restate handlers are served (register this address with Restate)."""
+
+    probes_bind: str = "0.0.0.0:8081"
+    """PROBES_BIND: /healthz, /readyz and /metrics, apart from the Restate endpoint."""
+
+    pod_name: str = Field(default_factory=socket.gethostname)
+    """POD_NAME: reported as the Events' reportingInstance (the Helm chart sets it from the downward API)."""
+
+    step_delay_seconds: float = 0.0
+    """STEP_DELAY_SECONDS: a durable pause between reconcile steps, for fault-injection tests; keep 0."""
+
+    shutdown_grace_seconds: float = 20.0
+    """SHUTDOWN_GRACE_SECONDS: how long SIGTERM waits for in-flight invocations before closing streams."""
+
+    @field_validator("cluster_dns")
+    @classmethod
+    def _dns_suffix(cls, value: str) -> str:
+        if not value or not re.fullmatch(r"[A-Za-z0-9.-]+", value):
+            raise ValueError(f"CLUSTER_DNS must be a DNS suffix like cluster.local, not {value!r}")
+        return value
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        values = {
+            "operator_namespace": env.get("OPERATOR_NAMESPACE"),
+            "cluster_dns": env.get("CLUSTER_DNS"),
+            "tunnel_client_default_image": env.get("OPERATOR_TUNNEL_CLIENT_DEFAULT_IMAGE"),
+            "kubeconfig": env.get("KUBECONFIG"),
+            "bind": env.get("SERVICES_BIND"),
+            "probes_bind": env.get("PROBES_BIND"),
+            "pod_name": env.get("POD_NAME"),
+            "step_delay_seconds": env.get("STEP_DELAY_SECONDS"),
+            "shutdown_grace_seconds": env.get("SHUTDOWN_GRACE_SECONDS"),
+        }
+        return cls.model_validate({k: v for k, v in values.items() if v is not None})
