@@ -7,7 +7,7 @@ counted once an invocation has decided its outcome, not at each replayed step.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 CONTROLLERS = ("restatecluster", "restatedeployment", "restatecloudenvironment")
 RESULTS = ("success", "error", "requeue", "requeue_after", "skipped")
@@ -52,6 +52,7 @@ PENDING_KEYS = Gauge("restate_watcher_pending_keys", "Resources waiting to be fo
 
 def initialise() -> None:
     """Touch every label combination so dashboards show zeros from the start."""
+    disable_created_metrics()
     for controller in CONTROLLERS:
         for result in RESULTS:
             RECONCILE_TOTAL.labels(controller=controller, result=result)

@@ -1,0 +1,96 @@
+"""Pure: which watch events are worth forwarding, and to which reconciler key.
+
+Own custom resources are forwarded when something a reconcile reads changed (generation, labels,
+annotations, finalizers, deletion), never for status-only updates, which would loop on our own
+writes. Children are mapped to their controlling owner of one of our kinds and always forwarded:
+their status is what a reconcile waits for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from services.clients.kube import RESOURCES, Resource
+from services.reconcilers.framework import object_key
+
+Obj = dict[str, Any]
+GROUP = "restate.dev"
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=restate-operator"
+CHILD_KINDS = ("Deployment", "Service", "ReplicaSet", "StatefulSet", "ConfigMap", "HorizontalPodAutoscaler", "Job")
+Reason = Literal["spec", "child", "resync"]
+STRENGTH: dict[Reason, int] = {"spec": 0, "resync": 1, "child": 2}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One reconciler key: the `<Kind>Reconciler` virtual object of one resource."""
+
+    kind: str
+    key: str
+
+    @property
+    def service(self) -> str:
+        return f"{self.kind.removeprefix('Restate')}Reconciler"
+
+
+@dataclass(frozen=True)
+class Forward:
+    target: Target
+    reason: Reason
+    trigger: str
+    idempotency_key: str
+
+
+def primary_target(obj: Obj) -> Target:
+    meta = obj["metadata"]
+    return Target(obj["kind"], object_key(meta.get("namespace"), meta["name"]))
+
+
+def fingerprint(obj: Obj) -> tuple[Any, ...]:
+    """What a reconcile of our own resource depends on, besides its status."""
+    meta = obj["metadata"]
+    return (
+        meta.get("generation"),
+        tuple(sorted((meta.get("labels") or {}).items())),
+        tuple(sorted((meta.get("annotations") or {}).items())),
+        tuple(meta.get("finalizers") or ()),
+        meta.get("deletionTimestamp"),
+    )
+
+
+def owner_target(obj: Obj, kinds: tuple[str, ...]) -> Target | None:
+    """The controlling owner of a child, when it is one of the watched kinds."""
+    meta = obj["metadata"]
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and ref["kind"] in kinds and ref["apiVersion"].startswith(f"{GROUP}/"):
+            owner: Resource = RESOURCES[ref["kind"]]
+            return Target(ref["kind"], object_key(meta.get("namespace") if owner.namespaced else None, ref["name"]))
+    return None
+
+
+def trigger_of(obj: Obj) -> str:
+    meta = obj["metadata"]
+    where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+    return f"{obj.get('kind', '?')}/{where}@{meta.get('resourceVersion')}"
+
+
+def event_key(obj: Obj, reason: Reason) -> str:
+    """Same event seen twice (or by two replicas) -> same key; any new version -> a new key."""
+    meta = obj["metadata"]
+    return f"{reason}:{meta.get('uid')}:{meta.get('resourceVersion')}"
+
+
+def resync_key(now: float, period: float) -> str:
+    """Every replica resyncing within one period agrees on the key, so Restate runs it once."""
+    return f"resync:{int(now // period)}"
+
+
+def merge(current: Forward | None, new: Forward) -> Forward:
+    """Coalesce two pending forwards for one target: the stronger reason wins, the newest trigger is kept."""
+    if current is None:
+        return new
+    reason = current.reason if STRENGTH[current.reason] > STRENGTH[new.reason] else new.reason
+    if reason == new.reason:
+        return new
+    return Forward(new.target, reason, new.trigger, f"{reason}:{new.idempotency_key.split(':', 1)[1]}")

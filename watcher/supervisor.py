@@ -1,0 +1,127 @@
+"""Start, name and stop the watcher's tasks: one watch per kind, the forwarder, the resync ticker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import httpx
+import hypercorn.asyncio
+import hypercorn.config
+
+from services.clients.kube import RESOURCES, Kube
+from services.observability import probes_app
+from watcher import mapping, watching
+from watcher.forwarding import Forwarder
+from watcher.settings import WatcherSettings
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+class Watcher:
+    """Turns watch events into forwards. State: what it needs to filter and resync, one entry per object."""
+
+    def __init__(self, settings: WatcherSettings, forwarder: Forwarder) -> None:
+        self.settings = settings
+        self.forwarder = forwarder
+        self.fingerprints: dict[str, tuple[Any, ...]] = {}  # uid -> fingerprint, own resources only
+        self.known: dict[str, mapping.Target] = {}  # uid -> target, for resyncs
+        self.listed: set[str] = set()
+
+    def on_primary(self, event: str, obj: Obj) -> None:
+        uid = obj["metadata"]["uid"]
+        if event == "DELETED":
+            self.fingerprints.pop(uid, None)
+            self.known.pop(uid, None)
+            return  # deletion is handled through the finalizer, while the object still exists
+        target = mapping.primary_target(obj)
+        self.known[uid] = target
+        fingerprint = mapping.fingerprint(obj)
+        if self.fingerprints.get(uid) == fingerprint:
+            return  # status-only (or no-op) change: mostly our own status writes
+        self.fingerprints[uid] = fingerprint
+        self.forwarder.submit(mapping.Forward(target, "spec", mapping.trigger_of(obj), mapping.event_key(obj, "spec")))
+
+    def on_child(self, event: str, obj: Obj) -> None:
+        target = mapping.owner_target(obj, self.settings.kinds)
+        if target is not None:
+            self.forwarder.submit(
+                mapping.Forward(target, "child", f"{event} {mapping.trigger_of(obj)}", mapping.event_key(obj, "child"))
+            )
+
+    def resync(self) -> None:
+        key = mapping.resync_key(time.time(), self.settings.resync_seconds)
+        for target in set(self.known.values()):
+            self.forwarder.submit(mapping.Forward(target, "resync", "periodic resync", key))
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        expected = set(self.settings.kinds) | set(mapping.CHILD_KINDS)
+        missing = sorted(expected - self.listed)
+        return not missing, {"pendingWatches": missing, "pendingForwards": self.forwarder.pending()}
+
+
+async def _resync_loop(watcher: Watcher) -> None:
+    while True:
+        await asyncio.sleep(watcher.settings.resync_seconds)
+        watcher.resync()
+
+
+async def _serve_probes(watcher: Watcher, bind: str, stop: asyncio.Event) -> None:
+    config = hypercorn.config.Config()
+    config.bind = [bind]
+    config.accesslog = None
+    app = probes_app(watcher.ready)
+    await hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
+    """Run every task until `stop` is set or one of them fails."""
+    kube = await Kube.connect(settings.kubeconfig)
+    async with httpx.AsyncClient(base_url=settings.ingress_url, timeout=10.0) as http:
+        forwarder = Forwarder(http, coalesce_seconds=settings.coalesce_seconds, max_in_flight=settings.max_in_flight)
+        watcher = Watcher(settings, forwarder)
+
+        def listed(kind: str) -> Callable[[], None]:
+            return lambda: watcher.listed.add(kind)
+
+        coroutines: dict[str, Coroutine[Any, Any, None]] = {
+            "forwarder": forwarder.run(),
+            "resync": _resync_loop(watcher),
+            "probes": _serve_probes(watcher, settings.probes_bind, stop),
+        }
+        for kind in settings.kinds:
+            coroutines[f"watch {kind}"] = watching.watch_kind(
+                kube,
+                RESOURCES[kind],
+                watcher.on_primary,
+                timeout_seconds=settings.watch_timeout_seconds,
+                on_listed=listed(kind),
+            )
+        for kind in mapping.CHILD_KINDS:
+            coroutines[f"watch {kind}"] = watching.watch_kind(
+                kube,
+                RESOURCES[kind],
+                watcher.on_child,
+                label_selector=mapping.MANAGED_SELECTOR,
+                timeout_seconds=settings.watch_timeout_seconds,
+                on_listed=listed(kind),
+            )
+        tasks = [asyncio.create_task(coro, name=name) for name, coro in coroutines.items()]
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and not task.cancelled() and task.exception():
+                    logger.error("task %s failed; stopping", task.get_name(), exc_info=task.exception())
+        finally:
+            stop.set()
+            for task in [*tasks, stopper]:
+                if task.get_name() != "probes":
+                    task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await kube.close()

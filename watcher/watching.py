@@ -1,0 +1,72 @@
+"""List, then watch, one kind: resume by resourceVersion with bookmarks, relist on 410 Gone,
+reconnect with backoff. Every object of a (re)list is reported (level-triggered)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from services import metrics
+from services.clients import errors
+from services.clients.kube import Kube, Resource
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+OnEvent = Callable[[str, Obj], None]
+MAX_BACKOFF_SECONDS = 30.0
+
+
+async def watch_kind(
+    kube: Kube,
+    res: Resource,
+    on_event: OnEvent,
+    *,
+    label_selector: str | None = None,
+    timeout_seconds: int = 300,
+    on_listed: Callable[[], None] = lambda: None,
+) -> None:
+    """Runs until cancelled. `on_event(type, object)` gets ADDED for every listed object."""
+    backoff = 0.5
+    resource_version: str | None = None
+    while True:
+        try:
+            if resource_version is None:
+                listed = await kube.list(res, label_selector=label_selector)
+                for item in listed["items"]:
+                    item.setdefault("kind", res.kind)
+                    item.setdefault("apiVersion", res.api_version)
+                    on_event("ADDED", item)
+                resource_version = listed["metadata"]["resourceVersion"]
+                on_listed()
+            async for event in kube.watch(
+                res, resource_version, label_selector=label_selector, timeout_seconds=timeout_seconds
+            ):
+                kind, obj = event["type"], event["object"]
+                if kind == "ERROR":
+                    code = obj.get("code")
+                    metrics.WATCH_RESTARTS.labels(kind=res.kind, cause=f"error-{code}").inc()
+                    if code == 410:
+                        logger.info("%s: resourceVersion %s expired; relisting", res.plural, resource_version)
+                        resource_version = None
+                    break
+                resource_version = obj["metadata"]["resourceVersion"]
+                if kind != "BOOKMARK":
+                    metrics.WATCH_EVENTS.labels(kind=res.kind, type=kind).inc()
+                    on_event(kind, obj)
+            backoff = 0.5
+        except errors.NotFound:
+            # The CRD is not installed (yet): wait for it instead of failing.
+            metrics.WATCH_RESTARTS.labels(kind=res.kind, cause="not-found").inc()
+            logger.warning("%s: not served (CRD missing?); retrying in %.0fs", res.plural, MAX_BACKOFF_SECONDS)
+            resource_version = None
+            await asyncio.sleep(MAX_BACKOFF_SECONDS)
+        except errors.OperatorError as exc:
+            metrics.WATCH_RESTARTS.labels(kind=res.kind, cause=type(exc).__name__).inc()
+            logger.warning("%s: watch failed (%s); retrying in %.1fs", res.plural, exc, backoff)
+            if isinstance(exc, errors.Invalid):
+                resource_version = None  # e.g. a too-old resourceVersion rejected up front
+            await asyncio.sleep(backoff)
+            backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
