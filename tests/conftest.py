@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client, config
 
+from tests.stack.operator import Operator
 from tests.stack.stack import Stack
 
 TIERS = ("unit", "integration", "e2e")
@@ -34,6 +35,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s.start()
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(stack: Stack) -> Iterator[Operator]:
+    """services and watcher as real processes, registered with the stack's restate-server."""
+    op = Operator(stack)
+    try:
+        op.start()
+        yield op
+    finally:
+        op.stop()
 
 
 @pytest.fixture(scope="session")

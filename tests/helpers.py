@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import httpx
 
 from tests.stack import tools
 from tests.stack.stack import Stack
@@ -53,3 +55,14 @@ async def restate_cli(stack: Stack, *args: str) -> str:
     if process.returncode != 0:
         raise RuntimeError(f"restate {' '.join(args)} failed ({process.returncode}): {stderr.decode()}")
     return stdout.decode()
+
+
+async def restate_sql(stack: Stack, query: str) -> list[dict[str, Any]]:
+    """Rows of a SQL query against the stack's restate-server (NULL columns are absent)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            f"{stack.restate.admin_url}/query", json={"query": query}, headers={"accept": "application/json"}
+        )
+        response.raise_for_status()
+        rows: list[dict[str, Any]] = response.json()["rows"]
+        return rows

@@ -1,7 +1,8 @@
 """Forward reconcile requests to Restate's ingress, coalescing bursts per resource.
 
-An event for a resource waits `coalesce_seconds`; events for the same resource arriving meanwhile
-merge into the one pending request (bounded memory: one entry per resource). Sends are one-way
+An event for a resource waits `coalesce_seconds`; each further event for the same resource merges
+into the one pending request and restarts that wait, but never beyond `max_delay_seconds` after the
+first (a debounce with a deadline; bounded memory: one entry per resource). Sends are one-way
 (`/send`) with an idempotency key, so duplicates across watcher replicas or retries cost nothing.
 Failed sends are retried with exponential backoff, never dropped.
 """
@@ -44,11 +45,13 @@ class Forwarder:
         http: httpx.AsyncClient,
         *,
         coalesce_seconds: float,
+        max_delay_seconds: float,
         max_in_flight: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self._coalesce = coalesce_seconds
+        self._max_delay = max(max_delay_seconds, coalesce_seconds)
         self._clock = clock
         self._pending: dict[Target, Pending] = {}
         self._changed = asyncio.Event()
@@ -62,6 +65,8 @@ class Forwarder:
             self._pending[forward.target] = Pending(forward, now, now + self._coalesce)
         else:
             entry.forward = merge(entry.forward, forward)
+            if entry.attempts == 0:
+                entry.due = min(entry.first_seen + self._max_delay, now + self._coalesce)
         metrics.PENDING_KEYS.set(len(self._pending))
         self._changed.set()
 

@@ -23,7 +23,10 @@ class WatcherSettings(BaseModel):
     """RESYNC_SECONDS: every resource is forwarded at least this often, so drift heals without events."""
 
     coalesce_seconds: float = 0.3
-    """COALESCE_SECONDS: events for one resource within this window become one reconcile request."""
+    """COALESCE_SECONDS: a resource is forwarded once no new event came for it for this long..."""
+
+    coalesce_max_seconds: float = 1.5
+    """COALESCE_MAX_SECONDS: ...or at the latest this long after its first pending event."""
 
     watch_timeout_seconds: int = 300
     """WATCH_TIMEOUT_SECONDS: server-side timeout of one watch request (it is then resumed)."""
@@ -43,6 +46,7 @@ class WatcherSettings(BaseModel):
             "probes_bind": env.get("PROBES_BIND"),
             "resync_seconds": env.get("RESYNC_SECONDS"),
             "coalesce_seconds": env.get("COALESCE_SECONDS"),
+            "coalesce_max_seconds": env.get("COALESCE_MAX_SECONDS"),
             "watch_timeout_seconds": env.get("WATCH_TIMEOUT_SECONDS"),
             "max_in_flight": env.get("MAX_IN_FLIGHT"),
             "kinds": tuple(k.strip() for k in env["WATCH_KINDS"].split(",") if k.strip())

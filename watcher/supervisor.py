@@ -83,7 +83,12 @@ async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
     """Run every task until `stop` is set or one of them fails."""
     kube = await Kube.connect(settings.kubeconfig)
     async with httpx.AsyncClient(base_url=settings.ingress_url, timeout=10.0) as http:
-        forwarder = Forwarder(http, coalesce_seconds=settings.coalesce_seconds, max_in_flight=settings.max_in_flight)
+        forwarder = Forwarder(
+            http,
+            coalesce_seconds=settings.coalesce_seconds,
+            max_delay_seconds=settings.coalesce_max_seconds,
+            max_in_flight=settings.max_in_flight,
+        )
         watcher = Watcher(settings, forwarder)
 
         def listed(kind: str) -> Callable[[], None]:

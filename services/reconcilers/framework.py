@@ -52,6 +52,8 @@ STEP_OPTIONS: restate.RunOptions[Any] = restate.RunOptions(
     max_retry_interval=timedelta(seconds=5),
 )
 TRANSIENT_RETRY_SECONDS = 30.0
+MAX_TRANSIENT_RETRY_SECONDS = 600.0
+DEGRADED_AFTER = 3
 
 Reason = Literal["spec", "child", "resync", "wakeup", "manual"]
 
@@ -95,6 +97,7 @@ class ObjectState(BaseModel):
     reconciles: int = 0
     last_reconciled_at: str | None = None
     delete_requested: bool = False
+    transient_failures: int = 0
 
 
 class StepFailed(Exception):
@@ -268,7 +271,8 @@ async def _reconcile(
     try:
         obj = await steps.get(kind.resource, name, namespace)
     except StepFailed as failure:
-        return _schedule(ctx, state, handler, failure_outcome(failure), "failed")
+        outcome, _ = on_failure(state, failure)
+        return _schedule(ctx, state, handler, outcome, "failed")
     if obj is None:
         ctx.clear_all()
         return ReconcileResult(action="gone", reason="NotFound", message=f"{kind.name} {ctx.key()} does not exist")
@@ -286,11 +290,11 @@ async def _reconcile(
             await steps.run("add finalizer", _set_finalizer, deps, obj, [kind.finalizer])
         outcome = await kind.converge(steps, obj)
         action = "converged" if outcome.requeue_after is None else "waiting"
-        permanent: StepFailed | None = None
+        state.transient_failures = 0
+        degraded: str | None = None
     except StepFailed as failure:
-        outcome, action = failure_outcome(failure), "failed"
-        permanent = failure if failure.permanent else None
-    await _write_status(ctx, state, steps, obj, outcome, permanent, kind)
+        (outcome, degraded), action = on_failure(state, failure), "failed"
+    await _write_status(ctx, state, steps, obj, outcome, degraded)
     state.reconciles += 1
     return _schedule(ctx, state, handler, outcome, action)
 
@@ -321,22 +325,28 @@ async def _finalize(
             ctx.clear_all()
             return ReconcileResult(action="finalized", reason=outcome.reason, message=outcome.message)
         action: Literal["waiting", "failed"] = "waiting"
-        permanent = None
+        degraded: str | None = None
     except StepFailed as failure:
-        outcome, action = failure_outcome(failure), "failed"
-        permanent = failure if failure.permanent else None
-    await _write_status(ctx, state, steps, obj, outcome, permanent, kind)
+        (outcome, degraded), action = on_failure(state, failure), "failed"
+    await _write_status(ctx, state, steps, obj, outcome, degraded)
     if outcome.requeue_after is None:
         outcome.requeue_after = TRANSIENT_RETRY_SECONDS
     return _schedule(ctx, state, handler, outcome, action)
 
 
-def failure_outcome(failure: StepFailed) -> Outcome:
+def on_failure(state: ObjectState, failure: StepFailed) -> tuple[Outcome, str | None]:
+    """The outcome of a failed step, and the Degraded message if the resource is now degraded.
+
+    Permanent: degraded at once, no wake-up (the next change or resync retries). Transient: retried
+    with exponential backoff; after DEGRADED_AFTER failures in a row it counts as degraded too, since
+    some invalid input only shows as a server error (e.g. a malformed quantity is an HTTP 500).
+    """
     if failure.permanent:
-        return Outcome(ready=False, reason="ReconcileFailed", message=str(failure))
-    return Outcome(
-        ready=False, reason="TransientError", message=f"{failure} (retrying)", requeue_after=TRANSIENT_RETRY_SECONDS
-    )
+        return Outcome(ready=False, reason="ReconcileFailed", message=str(failure)), str(failure)
+    state.transient_failures += 1
+    delay = min(MAX_TRANSIENT_RETRY_SECONDS, TRANSIENT_RETRY_SECONDS * 2 ** (state.transient_failures - 1))
+    outcome = Outcome(ready=False, reason="TransientError", message=f"{failure} (retrying)", requeue_after=delay)
+    return outcome, str(failure) if state.transient_failures >= DEGRADED_AFTER else None
 
 
 async def _write_status(
@@ -345,12 +355,10 @@ async def _write_status(
     steps: Steps,
     obj: Obj,
     outcome: Outcome,
-    permanent: StepFailed | None,
-    kind: Kind,
+    degraded: str | None,
 ) -> None:
     now = rfc3339(await ctx.time())
     generation = obj["metadata"].get("generation")
-    degraded = permanent is not None
     conditions = [
         status.condition(status.READY, outcome.ready, outcome.reason, outcome.message, generation),
         status.condition(
@@ -358,9 +366,9 @@ async def _write_status(
         ),
         status.condition(
             status.DEGRADED,
-            degraded,
+            degraded is not None,
             "ReconcileFailed" if degraded else "AsExpected",
-            permanent.message if permanent else "",
+            degraded or "",
             generation,
         ),
     ]
@@ -378,9 +386,9 @@ async def _write_status(
     if not body["metadata"]["namespace"]:
         del body["metadata"]["namespace"]
     try:
-        if permanent and state.degraded != permanent.message:
+        if degraded and state.degraded != degraded:
             await steps.run(
-                "event Warning", _event, steps.deps, obj, "Warning", "ReconcileFailed", permanent.message, "Reconcile"
+                "event Warning", _event, steps.deps, obj, "Warning", "ReconcileFailed", degraded, "Reconcile"
             )
 
         async def apply_status() -> Obj:
@@ -392,7 +400,7 @@ async def _write_status(
         logger.warning("could not write status of %s: %s", ctx.key(), failure)
     state.observed_generation = generation
     state.ready, state.reason, state.message = outcome.ready, outcome.reason, outcome.message
-    state.degraded = permanent.message if permanent else None
+    state.degraded = degraded
     state.last_reconciled_at = now
 
 

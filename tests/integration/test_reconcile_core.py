@@ -1,0 +1,392 @@
+"""The reconcile engine end to end: real apiserver, real restate-server, services and watcher as
+real processes. RestateCloudEnvironment is the kind under test (its tunnel Deployment and Service
+are the side effects); the engine is the same for every kind.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.stack import procs, tools
+from tests.stack.operator import OPERATOR_NAMESPACE, Operator
+from tests.stack.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+SERVICE = "CloudEnvironmentReconciler"
+TOKEN_SECRET = "cloud-token"
+Obj = dict[str, Any]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def environment(name: str, *, region: str = "eu", secret: str = TOKEN_SECRET, **tunnel: Any) -> Obj:
+    spec: Obj = {
+        "environmentId": "env_abc123",
+        "region": region,
+        "signingPublicKey": "publickeyv1_abc",
+        "authentication": {"secret": {"name": secret, "key": "token"}},
+    }
+    if tunnel:
+        spec["tunnel"] = tunnel
+    return {
+        "apiVersion": "restate.dev/v1beta1",
+        "kind": "RestateCloudEnvironment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+@pytest.fixture(scope="module")
+def cloud_token(operator: Operator) -> Iterator[str]:
+    cp = operator.stack.control_plane
+    cp.kubectl("create", "secret", "generic", TOKEN_SECRET, "-n", OPERATOR_NAMESPACE, "--from-literal=token=t0k3n")
+    yield TOKEN_SECRET
+    cp.kubectl("delete", "secret", TOKEN_SECRET, "-n", OPERATOR_NAMESPACE)
+
+
+def apply(stack: Stack, obj: Obj) -> None:
+    stack.control_plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def get(stack: Stack, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+    args = ["get", kind, name, "-o", "json", *(["-n", namespace] if namespace else [])]
+    result = stack.control_plane.kubectl_result(*args)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def condition(obj: Obj | None, type_: str) -> Obj:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+def wait_ready(stack: Stack, name: str, timeout: float = 60) -> Obj:
+    """The resource once Ready=True for its current generation."""
+    found: dict[str, Obj] = {}
+
+    def ready() -> bool:
+        obj = get(stack, "rce", name)
+        cond = condition(obj, "Ready")
+        if obj and cond.get("status") == "True" and cond.get("observedGeneration") == obj["metadata"]["generation"]:
+            found["obj"] = obj
+            return True
+        return False
+
+    procs.wait_until(f"{name} Ready", ready, timeout=timeout)
+    return found["obj"]
+
+
+def tunnel_env(stack: Stack, name: str) -> dict[str, str]:
+    deployment = get(stack, "deployment", f"tunnel-{name}", OPERATOR_NAMESPACE)
+    assert deployment is not None
+    return {e["name"]: e.get("value", "") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def sql(stack: Stack, query: str) -> list[Obj]:
+    for _ in range(50):  # right after a restart, queries fail for a moment
+        response = httpx.post(
+            f"{stack.restate.admin_url}/query",
+            json={"query": query},
+            headers={"accept": "application/json"},
+            timeout=30,
+        )
+        if response.status_code == 200:
+            rows: list[Obj] = response.json()["rows"]
+            return rows
+        time.sleep(0.2)
+    response.raise_for_status()
+    return []
+
+
+def invocations(stack: Stack, name: str) -> list[Obj]:
+    return sql(
+        stack,
+        "SELECT id, status, idempotency_key, invoked_by FROM sys_invocation_status "
+        f"WHERE target_service_name = '{SERVICE}' AND target_service_key = '{name}' "
+        "AND target_handler_name = 'reconcile'",
+    )
+
+
+def test_new_resource_is_reconciled_and_reports_ready(operator: Operator, cloud_token: str) -> None:
+    stack, name = operator.stack, unique("ready")
+    apply(stack, environment(name))
+    obj = wait_ready(stack, name)
+    assert {c["type"]: c["status"] for c in obj["status"]["conditions"]} == {
+        "Ready": "True",
+        "Progressing": "False",
+        "Degraded": "False",
+    }
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    assert "cloudenvironments.restate.dev" in obj["metadata"]["finalizers"]
+    deployment = get(stack, "deployment", f"tunnel-{name}", OPERATOR_NAMESPACE)
+    assert deployment is not None
+    owner = deployment["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == (
+        "RestateCloudEnvironment",
+        obj["metadata"]["uid"],
+        True,
+    )
+    assert tunnel_env(stack, name)["RESTATE_TUNNEL_NAME"] == obj["metadata"]["uid"]
+    assert get(stack, "service", f"tunnel-{name}", OPERATOR_NAMESPACE) is not None
+
+
+def test_resource_that_cannot_be_ready_says_why_and_recovers_on_manual_reconcile(operator: Operator) -> None:
+    stack, name = operator.stack, unique("nosecret")
+    secret = f"{name}-token"
+    apply(stack, environment(name, secret=secret))
+
+    def says_why() -> bool:
+        cond = condition(get(stack, "rce", name), "Ready")
+        return cond.get("status") == "False" and cond.get("reason") == "SecretNotFound"
+
+    procs.wait_until("SecretNotFound", says_why, timeout=60)
+    assert secret in condition(get(stack, "rce", name), "Ready")["message"]
+    stack.control_plane.kubectl(
+        "create", "secret", "generic", secret, "-n", OPERATOR_NAMESPACE, "--from-literal=token=x"
+    )
+    # Secrets are not watched: the documented manual reconcile picks the change up at once.
+    response = httpx.post(f"{stack.restate.ingress_url}/{SERVICE}/{name}/reconcile", json={}, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["action"] == "converged"
+    wait_ready(stack, name, timeout=10)
+
+
+def test_permanent_error_degrades_with_a_warning_event_and_no_retry_storm(operator: Operator, cloud_token: str) -> None:
+    stack, name = operator.stack, unique("baddns")
+    # Accepted by the CRD, rejected by the Deployment's own validation (HTTP 422).
+    apply(stack, environment(name, dnsPolicy="None"))
+
+    def degraded() -> bool:
+        return condition(get(stack, "rce", name), "Degraded").get("status") == "True"
+
+    procs.wait_until("Degraded", degraded, timeout=60)
+    obj = get(stack, "rce", name)
+    assert condition(obj, "Ready")["status"] == "False"
+    assert "must provide `dnsConfig` when `dnsPolicy` is None" in condition(obj, "Degraded")["message"]
+    events = json.loads(
+        stack.control_plane.kubectl(
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            "default",
+            "-o",
+            "json",
+            f"--field-selector=regarding.name={name},type=Warning",
+        )
+    )["items"]
+    assert [e["reason"] for e in events] == ["ReconcileFailed"]
+    time.sleep(2)  # let the watcher's echo of our own finalizer write arrive (it is skipped)
+    settled = len(invocations(stack, name))
+    time.sleep(5)  # long enough for a retry storm to show; a permanent error must not retry by itself
+    assert len(invocations(stack, name)) == settled <= 3
+    # Nothing is lost: fixing the spec converges the same resource.
+    apply(stack, environment(name, dnsPolicy="ClusterFirst"))
+    obj = wait_ready(stack, name)
+    assert condition(obj, "Degraded")["status"] == "False"
+
+
+def test_fifty_rapid_edits_coalesce_and_end_in_the_last_state(operator: Operator, cloud_token: str) -> None:
+    stack, name = operator.stack, unique("burst")
+    apply(stack, environment(name))
+    wait_ready(stack, name)
+    before = len(invocations(stack, name))
+    for i in range(50):
+        stack.control_plane.kubectl(
+            "patch", "rce", name, "--type=merge", "-p", json.dumps({"spec": {"region": f"r{i}"}})
+        )
+    wait_ready(stack, name)
+    procs.wait_until("last edit applied", lambda: tunnel_env(stack, name)["RESTATE_CLOUD_REGION"] == "r49", timeout=30)
+    during = len(invocations(stack, name)) - before
+    print(f"50 edits -> {during} reconcile invocations")
+    assert 1 <= during < 15
+
+
+def test_watcher_down_meanwhile_then_restarted_converges(operator: Operator, cloud_token: str) -> None:
+    stack = operator.stack
+    changed, deleted, created = unique("changed"), unique("deleted"), unique("created")
+    for name in (changed, deleted):
+        apply(stack, environment(name))
+        wait_ready(stack, name)
+    operator.stop_watchers()
+    try:
+        apply(stack, environment(created))
+        apply(stack, environment(changed, region="us"))
+        stack.control_plane.kubectl("delete", "rce", deleted, "--wait=false")
+        time.sleep(1)
+        assert get(stack, "rce", deleted) is not None, "the finalizer holds it until the operator runs"
+    finally:
+        operator.start_watcher()
+    wait_ready(stack, created)
+    wait_ready(stack, changed)
+    procs.wait_until("change applied", lambda: tunnel_env(stack, changed)["RESTATE_CLOUD_REGION"] == "us", timeout=30)
+    procs.wait_until("deletion finished", lambda: get(stack, "rce", deleted) is None, timeout=60)
+
+
+def test_two_watcher_replicas_cause_no_duplicate_reconciles(operator: Operator, cloud_token: str) -> None:
+    stack, name = operator.stack, unique("twins")
+    operator.start_watcher()
+    try:
+        forwarded_before = [forwarded(operator, port) for port in operator.watcher_probe_ports]
+        apply(stack, environment(name))
+        wait_ready(stack, name)
+        apply(stack, environment(name, region="us"))
+        wait_ready(stack, name)
+        procs.wait_until(
+            "both replicas forwarded",
+            lambda: all(
+                forwarded(operator, port) > before
+                for port, before in zip(operator.watcher_probe_ports, forwarded_before, strict=True)
+            ),
+            timeout=30,
+        )
+        keys = [row.get("idempotency_key") for row in invocations(stack, name) if row.get("invoked_by") == "ingress"]
+        assert keys
+        assert len(keys) == len(set(keys)), f"an event was reconciled twice: {keys}"
+    finally:
+        extra = operator.watchers.pop()
+        operator.watcher_probe_ports.pop()
+        extra.stop()
+
+
+def forwarded(operator: Operator, port: int) -> float:
+    samples = operator.metrics(port)
+    return sum(v for k, v in samples.items() if k.startswith("restate_watcher_forwarded_total"))
+
+
+WRITES = {
+    'restate_operator_kube_writes_total{kind="RestateCloudEnvironment",verb="apply"}': 1,  # finalizer
+    'restate_operator_kube_writes_total{kind="Deployment",verb="apply"}': 1,
+    'restate_operator_kube_writes_total{kind="Service",verb="apply"}': 1,
+    'restate_operator_kube_writes_total{kind="RestateCloudEnvironment",verb="apply-status"}': 1,
+}
+
+
+def writes(operator: Operator) -> dict[str, float]:
+    samples = operator.metrics(operator.services_probes_port)
+    return {k: samples.get(k, 0.0) for k in WRITES}
+
+
+def journaled(stack: Stack, invocation: str, step_prefix: str) -> bool:
+    rows = sql(stack, f"SELECT name FROM sys_journal WHERE id = '{invocation}'")
+    return any(str(row.get("name", "")).startswith(step_prefix) for row in rows)
+
+
+@pytest.fixture
+def slow_operator(operator: Operator) -> Iterator[Operator]:
+    """No watchers (only the test drives reconciles) and a durable pause after every apply."""
+    operator.stop_watchers()
+    assert operator.services
+    operator.services.stop()
+    operator.start_services(STEP_DELAY_SECONDS="3")
+    try:
+        yield operator
+    finally:
+        assert operator.services
+        operator.services.stop()
+        operator.start_services()
+        operator.start_watcher()
+
+
+def start_reconcile(stack: Stack, name: str) -> str:
+    response = httpx.post(f"{stack.restate.ingress_url}/{SERVICE}/{name}/reconcile/send", json={}, timeout=30)
+    response.raise_for_status()
+    invocation: str = response.json()["invocationId"]
+    procs.wait_until(
+        "the Deployment step journaled", lambda: journaled(stack, invocation, "apply Deployment"), timeout=30
+    )
+    return invocation
+
+
+def completed(stack: Stack, invocation: str) -> bool:
+    rows = sql(stack, f"SELECT status FROM sys_invocation_status WHERE id = '{invocation}'")
+    return bool(rows) and rows[0]["status"] == "completed"
+
+
+def assert_reconciled(stack: Stack, name: str) -> None:
+    """Status written for the current generation (without watchers, readiness comes with the next wake-up)."""
+    obj = get(stack, "rce", name)
+    assert obj is not None
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    assert condition(obj, "Ready")["reason"] in ("TunnelReady", "TunnelNotReady")
+    assert get(stack, "service", f"tunnel-{name}", OPERATOR_NAMESPACE) is not None
+
+
+def test_restate_killed_mid_reconcile_completes_each_side_effect_once(
+    slow_operator: Operator, cloud_token: str
+) -> None:
+    stack, name = slow_operator.stack, unique("kill-restate")
+    apply(stack, environment(name))
+    start = writes(slow_operator)
+    invocation = start_reconcile(stack, name)
+    stack.restate.kill()
+    stack.restate.start()
+    procs.wait_until("the reconcile completed", lambda: completed(stack, invocation), timeout=90)
+    assert_reconciled(stack, name)
+    end = writes(slow_operator)
+    assert {k: end[k] - start[k] for k in WRITES} == WRITES
+
+
+def test_services_killed_mid_reconcile_completes_each_side_effect_once(
+    slow_operator: Operator, cloud_token: str
+) -> None:
+    stack, name = slow_operator.stack, unique("kill-services")
+    apply(stack, environment(name))
+    start = writes(slow_operator)
+    invocation = start_reconcile(stack, name)
+    before_kill = writes(slow_operator)
+    assert slow_operator.services
+    slow_operator.services.kill()
+    slow_operator.start_services(STEP_DELAY_SECONDS="3")
+    procs.wait_until("the reconcile completed", lambda: completed(stack, invocation), timeout=90)
+    assert_reconciled(stack, name)
+    after_restart = writes(slow_operator)
+    total = {k: before_kill[k] - start[k] + after_restart[k] for k in WRITES}
+    assert total == WRITES
+
+
+def test_manual_reconcile_and_status_work_as_documented(operator: Operator, cloud_token: str) -> None:
+    stack, name = operator.stack, unique("manual")
+    apply(stack, environment(name))
+    obj = wait_ready(stack, name)
+    # curl -X POST "$RESTATE_INGRESS_URL/CloudEnvironmentReconciler/<name>/reconcile" \
+    #      -H 'content-type: application/json' -d '{}'
+    result = httpx.post(f"{stack.restate.ingress_url}/{SERVICE}/{name}/reconcile", json={}, timeout=60)
+    assert result.status_code == 200
+    assert result.json() == {
+        "action": "converged",
+        "reason": "TunnelReady",
+        "message": "1/1 tunnel replicas available",
+        "requeue_after_seconds": None,
+    }
+    # curl "$RESTATE_INGRESS_URL/CloudEnvironmentReconciler/<name>/status"
+    state = httpx.get(f"{stack.restate.ingress_url}/{SERVICE}/{name}/status", timeout=30).json()
+    assert state["uid"] == obj["metadata"]["uid"]
+    assert state["ready"] is True
+    assert state["reconciles"] >= 2
+    # restate state get CloudEnvironmentReconciler <name>
+    cli = subprocess.run(
+        [str(tools.restate_cli_bin()), "state", "get", SERVICE, name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            "RESTATE_ADMIN_URL": stack.restate.admin_url,
+            "RESTATE_INGRESS_URL": stack.restate.ingress_url,
+            "CI": "true",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert obj["metadata"]["uid"] in cli.stdout
