@@ -1,0 +1,81 @@
+"""The admin client's error classification, against a fake admin API."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from services.clients import errors
+from services.clients.restate_admin import RestateAdmin
+
+
+def admin(handler: httpx.MockTransport, base: str = "http://restate:9070/prefix") -> RestateAdmin:
+    return RestateAdmin(base, transport=handler)
+
+
+async def test_register_sends_force_explicitly_and_keeps_the_path_prefix() -> None:
+    seen: list[httpx.Request] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"id": "dp_1", "services": []})
+
+    async with admin(httpx.MockTransport(api)) as client:
+        assert (await client.register("http://svc:9080", use_http_11=True))["id"] == "dp_1"
+    assert seen[0].url.path == "/prefix/deployments"
+    assert json.loads(seen[0].content) == {
+        "uri": "http://svc:9080",
+        "force": False,
+        "breaking": False,
+        "use_http_11": True,
+    }
+
+
+async def test_breaking_change_is_a_permanent_rejection_with_restates_code() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(409, json={"message": "[META0006] breaking change", "restate_code": "META0006"})
+
+    async with admin(httpx.MockTransport(api)) as client:
+        with pytest.raises(errors.Rejected) as rejected:
+            await client.register("http://svc:9080")
+    assert rejected.value.code == "META0006"
+    assert "breaking change" in rejected.value.message
+
+
+async def test_429_is_transient_with_retry_after() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "7"}, text="slow down")
+
+    async with admin(httpx.MockTransport(api)) as client:
+        with pytest.raises(errors.Unavailable) as busy:
+            await client.query("SELECT 1")
+    assert busy.value.retry_after == 7.0
+
+
+async def test_deregistering_an_unknown_deployment_is_not_an_error() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["force"] == "true"
+        return httpx.Response(404, json={"message": "not found"})
+
+    async with admin(httpx.MockTransport(api)) as client:
+        assert await client.deregister("dp_gone") is False
+
+
+async def test_unreachable_admin_api_is_transient() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    async with admin(httpx.MockTransport(api)) as client:
+        with pytest.raises(errors.Unavailable):
+            await client.deployments()
+
+
+async def test_query_asks_for_json_rows() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        assert request.headers["accept"] == "application/json"
+        return httpx.Response(200, json={"rows": [{"deployment_id": "dp_1", "active": True}]})
+
+    async with admin(httpx.MockTransport(api)) as client:
+        assert await client.query("SELECT 1") == [{"deployment_id": "dp_1", "active": True}]

@@ -1,0 +1,100 @@
+"""Which events the watcher forwards, to which key, under which idempotency key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from watcher import mapping
+from watcher.mapping import Forward, Target
+
+
+def rce(**meta: Any) -> dict[str, Any]:
+    base = {"name": "env", "uid": "u1", "resourceVersion": "5", "generation": 1}
+    return {"apiVersion": "restate.dev/v1beta1", "kind": "RestateCloudEnvironment", "metadata": {**base, **meta}}
+
+
+def owned_by(kind: str, api_version: str = "restate.dev/v1beta1", *, controller: bool = True) -> dict[str, Any]:
+    return {
+        "kind": "Deployment",
+        "metadata": {
+            "name": "tunnel-env",
+            "namespace": "ops",
+            "uid": "c1",
+            "resourceVersion": "9",
+            "ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": "owner", "controller": controller}],
+        },
+    }
+
+
+def test_cluster_scoped_resource_is_keyed_by_name_and_namespaced_by_namespace_slash_name() -> None:
+    assert mapping.primary_target(rce()) == Target("RestateCloudEnvironment", "env")
+    rsd = {"kind": "RestateDeployment", "metadata": {"name": "svc", "namespace": "team"}}
+    assert mapping.primary_target(rsd) == Target("RestateDeployment", "team/svc")
+
+
+def test_service_names_avoid_restates_reserved_prefix() -> None:
+    assert Target("RestateCloudEnvironment", "env").service == "CloudEnvironmentReconciler"
+    assert Target("RestateDeployment", "a/b").service == "DeploymentReconciler"
+
+
+def test_status_only_changes_keep_the_fingerprint() -> None:
+    before, after = rce(), rce(resourceVersion="6")
+    after["status"] = {"conditions": []}
+    assert mapping.fingerprint(before) == mapping.fingerprint(after)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"generation": 2}, id="spec"),
+        pytest.param({"labels": {"a": "b"}}, id="labels"),
+        pytest.param({"annotations": {"a": "b"}}, id="annotations"),
+        pytest.param({"finalizers": ["x"]}, id="finalizers"),
+        pytest.param({"deletionTimestamp": "2026-01-01T00:00:00Z"}, id="deletion"),
+    ],
+)
+def test_changes_a_reconcile_depends_on_change_the_fingerprint(change: dict[str, Any]) -> None:
+    assert mapping.fingerprint(rce()) != mapping.fingerprint(rce(**change))
+
+
+def test_child_maps_to_its_controlling_owner_of_a_watched_kind() -> None:
+    kinds = ("RestateCloudEnvironment", "RestateDeployment")
+    assert mapping.owner_target(owned_by("RestateCloudEnvironment"), kinds) == Target(
+        "RestateCloudEnvironment", "owner"
+    )
+    assert mapping.owner_target(owned_by("RestateDeployment"), kinds) == Target("RestateDeployment", "ops/owner")
+
+
+@pytest.mark.parametrize(
+    "child",
+    [
+        pytest.param(owned_by("RestateCluster"), id="kind-not-watched"),
+        pytest.param(owned_by("Deployment", "apps/v1"), id="foreign-owner"),
+        pytest.param(owned_by("RestateCloudEnvironment", controller=False), id="not-controller"),
+    ],
+)
+def test_children_of_others_are_ignored(child: dict[str, Any]) -> None:
+    assert mapping.owner_target(child, ("RestateCloudEnvironment",)) is None
+
+
+def test_event_keys_name_the_object_version_and_resync_keys_agree_within_a_period() -> None:
+    assert mapping.event_key(rce(), "spec") == "spec:u1:5"
+    assert mapping.event_key(rce(resourceVersion="6"), "spec") != mapping.event_key(rce(), "spec")
+    assert mapping.resync_key(1000.0, 300) == mapping.resync_key(1199.0, 300) == "resync:3"
+    assert mapping.resync_key(1200.0, 300) == "resync:4"
+
+
+def test_merge_keeps_the_stronger_reason_and_the_newest_trigger() -> None:
+    target = Target("RestateCloudEnvironment", "env")
+    child = Forward(target, "child", "Deployment@9", "child:c1:9")
+    spec = Forward(target, "spec", "RestateCloudEnvironment@6", "spec:u1:6")
+    merged = mapping.merge(child, spec)
+    assert (merged.reason, merged.trigger, merged.idempotency_key) == (
+        "child",
+        "RestateCloudEnvironment@6",
+        "child:u1:6",
+    )
+    assert mapping.merge(spec, child) == child
+    assert mapping.merge(None, spec) == spec
