@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 from tests.stack import procs, tools
+from tests.stack.operator import OPERATOR_NAMESPACE, Operator
 from tests.stack.stack import Stack
 
 # Overridable so tests can run a second stack without touching a developer's `make dev`.
@@ -30,7 +32,6 @@ ENV_FILE = DEV / "env"
 PID_FILE = DEV / "supervisor.pid"
 LOG_FILE = DEV / "supervisor.log"
 EXAMPLE = tools.REPO / "examples" / "hello" / "k8s.yaml"
-CRDS = tools.REPO / "crd"
 
 
 def render_env(env: dict[str, str], path_entries: list[Path]) -> str:
@@ -44,11 +45,12 @@ def serve() -> None:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
+    shutil.rmtree(DEV / "stack", ignore_errors=True)  # every `make dev` starts from a clean cluster
     stack = Stack(DEV / "stack")
+    operator = Operator(stack)
     try:
         stack.start()
-        stack.control_plane.kubectl("apply", "--server-side", "-f", str(CRDS))
-        stack.control_plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        operator.start()  # CRDs, operator namespace, services + watcher, registered with restate-server
         stack.control_plane.kubectl("apply", "-f", str(EXAMPLE))
         ENV_FILE.write_text(render_env(stack.env(), tools.bin_path_entries()))
         print("stack ready", flush=True)
@@ -59,6 +61,7 @@ def serve() -> None:
                 break
     finally:
         ENV_FILE.unlink(missing_ok=True)
+        operator.stop()
         stack.stop()
         PID_FILE.unlink(missing_ok=True)
         print("stack stopped", flush=True)
@@ -107,7 +110,17 @@ Try:
   kubectl get pods,svc -n hello                      # the example SDK service, run by the pod runner
   restate deployments register --yes http://hello.hello.svc.cluster.local:9080
   curl -s "$RESTATE_INGRESS_URL/Greeter/greet" -H 'content-type: application/json' -d '"newcomer"'
-  restate deployments list
+  restate deployments list                          # the operator's reconcilers are registered too
+
+  # The operator at work (a RestateCloudEnvironment: its tunnel Deployment goes to {OPERATOR_NAMESPACE}):
+  kubectl create secret generic restate-cloud-token -n {OPERATOR_NAMESPACE} --from-literal=token=dummy
+  kubectl apply -f examples/restatecloudenvironment.yaml
+  kubectl get rce -o wide; kubectl get deploy -n {OPERATOR_NAMESPACE}
+  curl -s "$RESTATE_INGRESS_URL/CloudEnvironmentReconciler/my-environment/status"
+  curl -s -X POST "$RESTATE_INGRESS_URL/CloudEnvironmentReconciler/my-environment/reconcile" \\
+       -H 'content-type: application/json' -d '{{}}'
+  restate state get CloudEnvironmentReconciler my-environment
+
   make dev-down                                      # stops everything
 """)
     return 0
