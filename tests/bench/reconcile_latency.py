@@ -34,7 +34,9 @@ ENVIRONMENT = {
 
 def reconciled(stack: Stack, generation: int) -> bool:
     obj = json.loads(stack.control_plane.kubectl("get", "rce", "bench", "-o", "json"))
-    ready: dict[str, object] = next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"), {})
+    ready: dict[str, object] = next(
+        (c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"), {}
+    )
     return ready.get("status") == "True" and ready.get("observedGeneration") == generation
 
 

@@ -98,3 +98,26 @@ def test_merge_keeps_the_stronger_reason_and_the_newest_trigger() -> None:
     )
     assert mapping.merge(spec, child) == child
     assert mapping.merge(None, spec) == spec
+
+
+def test_resync_forwards_every_known_resource_with_a_shared_key() -> None:
+    from watcher.settings import WatcherSettings
+    from watcher.supervisor import Watcher
+
+    submitted: list[Forward] = []
+
+    class Recorder:
+        def submit(self, forward: Forward) -> None:
+            submitted.append(forward)
+
+    watcher = Watcher(WatcherSettings(resync_seconds=300), Recorder())
+    watcher.on_primary("ADDED", rce())
+    watcher.on_primary("MODIFIED", rce(resourceVersion="6", uid="u1"))  # status-only: not forwarded again
+    other = rce(name="other", uid="u2")
+    watcher.on_primary("ADDED", other)
+    watcher.on_primary("DELETED", other)
+    assert [f.reason for f in submitted] == ["spec", "spec"]
+    submitted.clear()
+    watcher.resync()
+    assert [(f.target.key, f.reason) for f in submitted] == [("env", "resync")]
+    assert submitted[0].idempotency_key.startswith("resync:")
