@@ -116,6 +116,13 @@ class Forwarder:
             logger.warning("forward to %s failed (%s); retrying in %.1fs", forward.target.key, exc, backoff)
             self._retry(entry, backoff)
             return
+        logger.debug(
+            "forwarded %s %s (%s, %s)",
+            forward.target.service,
+            forward.target.key,
+            forward.reason,
+            forward.idempotency_key,
+        )
         metrics.FORWARDED.labels(kind=forward.target.kind, reason=forward.reason).inc()
         metrics.FORWARD_LAG.observe(self._clock() - entry.first_seen)
 

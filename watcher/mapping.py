@@ -8,6 +8,7 @@ their status is what a reconcile waits for.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -87,10 +88,14 @@ def resync_key(now: float, period: float) -> str:
 
 
 def merge(current: Forward | None, new: Forward) -> Forward:
-    """Coalesce two pending forwards for one target: the stronger reason wins, the newest trigger is kept."""
-    if current is None:
+    """Coalesce two pending forwards for one target: the stronger reason wins, the newest trigger is kept.
+
+    The merged idempotency key is derived from both keys: a merge that contains any event not
+    forwarded before must get a fresh key. (Keeping the newer key alone would let an old child
+    event, replayed by a relist, swallow a real spec change merged into it.)
+    """
+    if current is None or current.idempotency_key == new.idempotency_key:
         return new
     reason = current.reason if STRENGTH[current.reason] > STRENGTH[new.reason] else new.reason
-    if reason == new.reason:
-        return new
-    return Forward(new.target, reason, new.trigger, f"{reason}:{new.idempotency_key.split(':', 1)[1]}")
+    digest = hashlib.sha256(f"{current.idempotency_key}|{new.idempotency_key}".encode()).hexdigest()[:32]
+    return Forward(new.target, reason, new.trigger, f"{reason}:merged:{digest}")

@@ -50,7 +50,14 @@ def tunnel_readiness(deployment: Obj, desired: int) -> Outcome:
     status = deployment["status"]
     generation = deployment["metadata"].get("generation")
     available = status.get("availableReplicas", 0)
-    if status.get("observedGeneration", 0) < (generation or 0) or available < desired:
+    if status.get("observedGeneration", 0) < (generation or 0):
+        return Outcome(
+            ready=False,
+            reason="TunnelNotReady",
+            message=f"the tunnel Deployment is rolling out generation {generation}",
+            requeue_after=NOT_READY_RECHECK_SECONDS,
+        )
+    if available < desired:
         return Outcome(
             ready=False,
             reason="TunnelNotReady",

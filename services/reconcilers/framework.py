@@ -237,6 +237,16 @@ def reconciler(kind: Kind, deps: Deps) -> restate.VirtualObject:
         started = time.monotonic()
         result = await _reconcile(ctx, request, kind, deps, reconcile)
         elapsed = time.monotonic() - started
+        logger.info(
+            "%s %s (%s %s): %s %s %s",
+            kind.name,
+            ctx.key(),
+            request.reason,
+            request.trigger or "",
+            result.action,
+            result.reason,
+            result.message,
+        )
         outcome = {"failed": "error", "skipped": "skipped", "waiting": "requeue_after"}.get(result.action, "success")
         metrics.RECONCILE_TOTAL.labels(controller=kind.controller, result=outcome).inc()
         metrics.RECONCILE_TIME.labels(controller=kind.controller).observe(elapsed)

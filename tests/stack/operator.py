@@ -89,6 +89,7 @@ class Operator:
                 "PROBES_BIND": f"127.0.0.1:{port}",
                 "WATCH_KINDS": WATCH_KINDS,
                 "RESYNC_SECONDS": "300",
+                "LOG_LEVEL": "DEBUG",
                 **env,
             },
         )

@@ -91,13 +91,20 @@ def test_merge_keeps_the_stronger_reason_and_the_newest_trigger() -> None:
     child = Forward(target, "child", "Deployment@9", "child:c1:9")
     spec = Forward(target, "spec", "RestateCloudEnvironment@6", "spec:u1:6")
     merged = mapping.merge(child, spec)
-    assert (merged.reason, merged.trigger, merged.idempotency_key) == (
-        "child",
-        "RestateCloudEnvironment@6",
-        "child:u1:6",
-    )
-    assert mapping.merge(spec, child) == child
+    assert (merged.reason, merged.trigger) == ("child", "RestateCloudEnvironment@6")
+    assert mapping.merge(spec, child).reason == "child"
     assert mapping.merge(None, spec) == spec
+    assert mapping.merge(spec, spec) == spec  # the same event seen twice stays one forward
+
+
+def test_a_merge_gets_a_key_of_its_own() -> None:
+    """After a relist, an unchanged child (old key) merged with a new spec change must not be deduplicated."""
+    target = Target("RestateCloudEnvironment", "env")
+    relisted_child = Forward(target, "child", "Deployment@9", "child:c1:9")  # forwarded before the restart
+    changed_spec = Forward(target, "spec", "RestateCloudEnvironment@7", "spec:u1:7")
+    merged = mapping.merge(changed_spec, relisted_child)
+    assert merged.idempotency_key not in {"child:c1:9", "spec:u1:7"}
+    assert merged == mapping.merge(changed_spec, relisted_child)  # deterministic
 
 
 def test_resync_forwards_every_known_resource_with_a_shared_key() -> None:
