@@ -99,6 +99,13 @@ class RestateOptions(Model):
         ge=0,
         description="Seconds to keep a drained version running before it is scaled down and deregistered.",
     )
+    registration_policy: Literal["Auto", "Held"] = Field(
+        default="Auto",
+        description=(
+            "Auto registers each new version as soon as it is ready; Held keeps a ready version unregistered "
+            "until the DeploymentReconciler's promote handler is called (e.g. by a CD gate)."
+        ),
+    )
 
 
 class KnativeOptions(Model):
@@ -172,6 +179,7 @@ class VersionPhase(StrEnum):
 
     PENDING = "Pending"
     REGISTERING = "Registering"
+    HELD = "Held"
     LATEST = "Latest"
     DRAINING = "Draining"
     DRAINED = "Drained"
@@ -183,13 +191,16 @@ class VersionStatus(Model):
     tag: str | None = Field(default=None, description="Explicit tag (knative mode).")
     hash: str | None = Field(default=None, description="Pod template hash.")
     deployment_id: str | None = Field(default=None, description="Restate deployment id, once registered.")
-    phase: VersionPhase = Field(description="Pending, Registering, Latest, Draining, Drained or Retired.")
+    phase: VersionPhase = Field(description="Pending, Registering, Held, Latest, Draining, Drained or Retired.")
     replicas: int = Field(default=0, description="Pods of this version.")
     ready_replicas: int = Field(default=0, description="Ready pods of this version.")
     registered_at: str | None = Field(default=None, description="When Restate accepted it (RFC 3339).")
     draining_since: str | None = Field(default=None, description="When it stopped being the latest (RFC 3339).")
     active_invocations: int | None = Field(
-        default=None, description="Invocations pinned to it that are not completed; absent when unknown."
+        default=None,
+        description=(
+            "Unfinished invocations pinned to it, or queued for services it is the latest for; absent when unknown."
+        ),
     )
 
 
@@ -215,6 +226,7 @@ class RestateDeploymentStatus(Model):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     label_selector: str | None = Field(default=None, description="Selector of the latest version's pods.")
+    paused: bool | None = Field(default=None, description="The rollout is paused (pause/resume handlers).")
     versions: list[VersionStatus] | None = Field(default=None, description="Every version, newest first.")
     knative: KnativeStatus | None = Field(default=None, description="Knative objects of the latest version.")
 

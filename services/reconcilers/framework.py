@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -188,15 +188,26 @@ def summary(obj: Obj) -> Obj:
 Converge = Callable[[Steps, Obj], Awaitable[Outcome]]
 
 
+class CommandRequest(BaseModel):
+    """Input of a manual command handler (promote, pause, ...): which version, when it matters."""
+
+    version: str | None = Field(default=None, description="A version name (<resource>-<hash>) or hash.")
+
+
+Command = Callable[[restate.ObjectContext, CommandRequest], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Kind:
-    """What a kind plugs into the engine."""
+    """What a kind plugs into the engine. `commands` become extra exclusive handlers that change the
+    reconciler's state, then run a full reconcile and return its result."""
 
     resource: Resource
     controller: str
     finalizer: str
     converge: Converge
     finalize: Converge
+    commands: Mapping[str, Command] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -257,6 +268,9 @@ def reconciler(kind: Kind, deps: Deps) -> restate.VirtualObject:
             metrics.UPSTREAM_ERRORS.labels(kind=kind.name, instance=ctx.key(), error=result.reason).inc()
         return result
 
+    for name, command in kind.commands.items():
+        _register_command(service, name, command, kind, deps, reconcile)
+
     @service.handler(kind="shared")
     async def status(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
         """The reconciler's durable state for this resource, as JSON."""
@@ -264,6 +278,15 @@ def reconciler(kind: Kind, deps: Deps) -> restate.VirtualObject:
         return state.model_dump(mode="json") if state else {}
 
     return service
+
+
+def _register_command(
+    service: restate.VirtualObject, name: str, command: Command, kind: Kind, deps: Deps, reconcile: Any
+) -> None:
+    @service.handler(name=name, journal_retention=timedelta(hours=1))
+    async def handler(ctx: restate.ObjectContext, request: CommandRequest) -> ReconcileResult:
+        await command(ctx, request)
+        return await _reconcile(ctx, ReconcileRequest(reason="manual", trigger=name), kind, deps, reconcile)
 
 
 async def _reconcile(

@@ -10,7 +10,12 @@ from __future__ import annotations
 import sys
 
 HELLO_IMAGE = "restate-operator.local/examples/hello:0.1"
+VERSIONED_IMAGE = "restate-operator.local/examples/versioned"  # tags v1, v2, breaking
 
 IMAGES: dict[str, list[str]] = {
     HELLO_IMAGE: [sys.executable, "-m", "examples.hello"],
+    **{
+        f"{VERSIONED_IMAGE}:{tag}": [sys.executable, "-m", "examples.versioned", "--version", tag]
+        for tag in ("v1", "v2", "breaking")
+    },
 }

@@ -1,0 +1,430 @@
+"""RestateDeployment: versioned rollouts with safe draining (ReplicaSet mode).
+
+One pass, at most a few journaled steps per version:
+
+    desired version ─► ReplicaSet + Service applied ─► ready? endpoints? target ready? ─► register
+    older versions  ─► Restate says work remains? ─► Draining ─► idle for drainDelaySeconds
+                    ─► deregister ─► scale to 0 (Drained) ─► beyond revisionHistoryLimit: deleted
+
+Guarantees: a version is registered only once its pods are available and its Service has ready
+endpoints; it is deregistered before it is scaled to zero (no registrations pointing at nothing);
+a version with invocations pinned to it (or queued for services it is latest for) is never retired
+unless someone calls `forceDrain`; when Restate cannot be asked, nothing is retired (unknown is
+never drained). A rollback to an earlier template re-registers that version so Restate routes to
+it again, and Ready means Restate routes new invocations to the desired version.
+Caveats: waiting is a phase plus a wake-up, never a sleep; the watcher's events usually come first.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+import restate
+
+from services.builders import deployment as build
+from services.clients.kube import RESOURCES, Obj
+from services.clients.restate_admin import RestateAdmin
+from services.models.deployment import VersionPhase
+from services.reconcilers.framework import CommandRequest, Kind, Outcome, StepFailed, Steps, rfc3339
+from services.reconcilers.rollout import DRAIN_QUERY, DrainReport, Rollout, Version, idle_decision
+
+FINALIZER = "deployments.restate.dev"
+ROLLOUT = "rollout"
+DRAIN_POLL_SECONDS = 10.0
+PENDING_RECHECK_SECONDS = 5.0
+RS = RESOURCES["ReplicaSet"]
+SCALE_MANAGER = "restate-operator/scale"
+ANNOTATION_MANAGER = "restate-operator/deployment-id"
+
+
+async def load(ctx: restate.ObjectContext) -> Rollout:
+    return await ctx.get(ROLLOUT, type_hint=Rollout) or Rollout()
+
+
+# --- journaled actions (their bodies call clients; results stay small) ---
+
+
+async def query_drain(admin_url: str) -> list[dict[str, Any]]:
+    async with RestateAdmin(admin_url) as admin:
+        return await admin.query(DRAIN_QUERY)
+
+
+async def register(admin_url: str, uri: str, force: bool, use_http_11: bool | None) -> dict[str, Any]:
+    async with RestateAdmin(admin_url) as admin:
+        registered = await admin.register(uri, force=force, use_http_11=use_http_11)
+    return {"id": registered["id"], "services": sorted(s["name"] for s in registered.get("services", []))}
+
+
+async def deregister(admin_url: str, deployment_id: str) -> bool:
+    async with RestateAdmin(admin_url) as admin:
+        return await admin.deregister(deployment_id)
+
+
+async def ready_endpoints(steps: Steps, namespace: str, service: str) -> int:
+    slices = await (await steps.kube()).list(
+        RESOURCES["EndpointSlice"], namespace, label_selector=f"kubernetes.io/service-name={service}"
+    )
+    return sum(
+        1 for s in slices["items"] for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready", True)
+    )
+
+
+async def replica_sets(steps: Steps, namespace: str, owner: str) -> dict[str, dict[str, Any]]:
+    """name -> {replicas, ready, available, template, owner uid} of every ReplicaSet this resource owns."""
+    listed = await (await steps.kube()).list(RS, namespace, label_selector=f"{build.OWNED_BY}={owner}")
+    return {
+        rs["metadata"]["name"]: {
+            "replicas": rs["spec"].get("replicas", 0),
+            "current": (rs.get("status") or {}).get("replicas", 0),
+            "ready": (rs.get("status") or {}).get("readyReplicas", 0),
+            "available": (rs.get("status") or {}).get("availableReplicas", 0),
+            "observed": (rs.get("status") or {}).get("observedGeneration", 0) >= rs["metadata"].get("generation", 0),
+            "template": (rs["metadata"].get("annotations") or {}).get(build.TEMPLATE_ANNOTATION),
+            "owner": next((r["uid"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")), None),
+        }
+        for rs in listed["items"]
+    }
+
+
+async def cluster_ready(steps: Steps, name: str) -> str | None:
+    """None when the RestateCluster is Ready, else why not."""
+    cluster = await (await steps.kube()).get(RESOURCES["RestateCluster"], name)
+    if cluster is None:
+        return f"RestateCluster {name} does not exist"
+    ready = next((c for c in (cluster.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), None)
+    if not ready or ready.get("status") != "True":
+        return f"RestateCluster {name} is not ready"
+    return None
+
+
+async def delete_version(steps: Steps, namespace: str, name: str) -> None:
+    kube = await steps.kube()
+    await kube.delete(RESOURCES["Service"], name, namespace)
+    await kube.delete(RS, name, namespace)
+
+
+def _partial(kind: str, api_version: str, name: str, namespace: str, **fields: Any) -> Obj:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}, **fields}
+
+
+async def scale(steps: Steps, namespace: str, name: str, replicas: int) -> None:
+    obj = _partial("ReplicaSet", "apps/v1", name, namespace, spec={"replicas": replicas})
+    await (await steps.kube()).apply(obj, field_manager=SCALE_MANAGER)
+
+
+async def annotate(steps: Steps, namespace: str, name: str, deployment_id: str) -> None:
+    kube = await steps.kube()
+    annotations = {"annotations": {build.DEPLOYMENT_ID_ANNOTATION: deployment_id}}
+    for kind, api_version in (("ReplicaSet", "apps/v1"), ("Service", "v1")):
+        obj = _partial(kind, api_version, name, namespace)
+        obj["metadata"].update(annotations)
+        await kube.apply(obj, field_manager=ANNOTATION_MANAGER)
+
+
+# --- the pass ---
+
+
+def _admin_url(rsd: Obj, steps: Steps) -> str:
+    try:
+        return build.admin_url(rsd, steps.deps.settings)
+    except build.UnsupportedTarget as exc:
+        raise StepFailed("resolve register target", str(exc), permanent=True) from exc
+
+
+async def converge(steps: Steps, rsd: Obj) -> Outcome:
+    ctx = steps.ctx
+    spec, meta = rsd["spec"], rsd["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    rollout = await load(ctx)
+    now = await ctx.time()
+    admin = _admin_url(rsd, steps)
+    collisions = (rsd.get("status") or {}).get("collisionCount") or 0
+    hash_ = build.version_hash(rsd, collisions)
+    desired_name = build.version_name(rsd, hash_)
+
+    owned = await steps.run("list ReplicaSets", replica_sets, steps, namespace, name)
+    existing = owned.get(desired_name)
+    if existing and (existing["owner"] != meta["uid"] or existing["template"] != build.template_json(rsd)):
+        return Outcome(
+            ready=False,
+            reason="HashCollision",
+            message=f"ReplicaSet {desired_name} exists with another template; trying the next name",
+            requeue_after=1.0,
+            status={"collisionCount": collisions + 1},
+        )
+    latest = rollout.make_latest(desired_name, hash_, now)
+    replicas = spec.get("replicas", 1)
+    await steps.apply(build.replica_set(rsd, hash_, replicas=replicas, latest=True))
+    await steps.apply(build.version_service(rsd, hash_))
+    report = DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin))
+    rs = owned.get(desired_name) or {"replicas": replicas, "current": 0, "ready": 0, "available": 0, "observed": False}
+
+    waiting_for = await _promote(steps, rsd, rollout, latest, report, rs, admin)
+    routed = latest.deployment_id is not None and latest.phase == VersionPhase.LATEST
+    next_wakeup = await _retire_old(steps, rsd, rollout, latest, report, admin, now, routed)
+    await steps.apply(build.stable_service(rsd, hash_ if routed else _serving_hash(rollout, hash_)))
+    await _trim_history(steps, rsd, rollout, namespace)
+
+    for version in rollout.versions:
+        counts = owned.get(version.name)
+        if version is latest:
+            counts = rs
+        version.replicas = counts["replicas"] if counts and version.phase != VersionPhase.DRAINED else 0
+        version.ready_replicas = counts["ready"] if counts else 0
+    ctx.set(ROLLOUT, rollout)
+
+    status = _status(rsd, rollout, latest, rs, hash_, collisions)
+    available = rs["available"] >= replicas and rs["observed"]
+    if waiting_for is not None:
+        reason, message, wakeup = waiting_for
+        return Outcome(
+            ready=False, reason=reason, message=message, requeue_after=_min(wakeup, next_wakeup), status=status
+        )
+    if not available:
+        message = f"{rs['available']}/{replicas} pods of {desired_name} available"
+        return Outcome(
+            ready=False,
+            reason="ReplicaSetNotAvailable",
+            message=message,
+            requeue_after=_min(PENDING_RECHECK_SECONDS, next_wakeup),
+            status=status,
+        )
+    draining = [v.name for v in rollout.versions if v.phase == VersionPhase.DRAINING]
+    message = f"{desired_name} is the latest version in Restate ({latest.deployment_id})"
+    if draining:
+        message += f"; draining {', '.join(draining)}"
+    return Outcome(ready=True, reason="Deployed", message=message, requeue_after=next_wakeup, status=status)
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    values = [x for x in (a, b) if x is not None]
+    return min(values) if values else None
+
+
+def _serving_hash(rollout: Rollout, fallback: str) -> str:
+    """Until the desired version is latest in Restate, the stable Service keeps selecting the one that is."""
+    serving = next((v for v in rollout.versions[1:] if v.phase == VersionPhase.LATEST), None)
+    return serving.hash if serving else fallback
+
+
+async def _promote(
+    steps: Steps, rsd: Obj, rollout: Rollout, latest: Version, report: DrainReport, rs: dict[str, Any], admin: str
+) -> tuple[str, str, float | None] | None:
+    """Make the desired version the one Restate routes to. Returns (reason, message, wake-up) while waiting."""
+    restate_spec, namespace = rsd["spec"]["restate"], rsd["metadata"]["namespace"]
+    if latest.deployment_id and report.exists(latest.deployment_id):
+        serving = report.routes(latest.deployment_id)
+        if serving and set(latest.services) <= set(serving):
+            latest.phase = VersionPhase.LATEST
+            return None
+    if rollout.paused:
+        return "Paused", "the rollout is paused; call resume to continue", None
+    replicas = rsd["spec"].get("replicas", 1)
+    if not (rs["observed"] and rs["available"] >= replicas and rs["ready"] >= replicas):
+        latest.phase = VersionPhase.PENDING
+        # The ReplicaSet's own events usually come first; the wake-up is the fallback.
+        return "ReplicaSetNotAvailable", f"{rs['available']}/{replicas} pods of {latest.name} available", 30.0
+    endpoints = await steps.run(f"count endpoints of {latest.name}", ready_endpoints, steps, namespace, latest.name)
+    if endpoints == 0 and replicas > 0:
+        latest.phase = VersionPhase.PENDING
+        return "EndpointsNotReady", f"Service {latest.name} has no ready endpoints yet", 2.0
+    if cluster := restate_spec["register"].get("cluster"):
+        problem = await steps.run(f"check RestateCluster {cluster}", cluster_ready, steps, cluster)
+        if problem:
+            latest.phase = VersionPhase.PENDING
+            return "ClusterNotReady", problem, 30.0
+    if restate_spec.get("registrationPolicy") == "Held" and rollout.promoted != latest.hash:
+        latest.phase = VersionPhase.HELD
+        return "RegistrationHeld", f"{latest.name} is ready and held; call promote to register it", None
+    latest.phase = VersionPhase.REGISTERING
+    # Re-registering a URI Restate still knows needs force to become the latest revision again (rollback).
+    force = report.exists(latest.deployment_id)
+    url = build.service_url(rsd, latest.hash, steps.deps.settings)
+    registered = await steps.run(f"register {latest.name}", register, admin, url, force, restate_spec.get("useHttp11"))
+    latest.deployment_id, latest.services = registered["id"], registered["services"]
+    latest.registered_at = await steps.ctx.time()
+    latest.phase = VersionPhase.LATEST
+    await steps.run(f"annotate {latest.name}", annotate, steps, namespace, latest.name, latest.deployment_id)
+    if rollout.promoted == latest.hash:
+        rollout.promoted = None
+    return None
+
+
+async def _retire_old(
+    steps: Steps,
+    rsd: Obj,
+    rollout: Rollout,
+    latest: Version,
+    report: DrainReport,
+    admin: str,
+    now: float,
+    routed: bool,
+) -> float | None:
+    """Drain, deregister and scale down superseded versions; returns when to look again."""
+    namespace = rsd["metadata"]["namespace"]
+    delay = float(rsd["spec"]["restate"].get("drainDelaySeconds", 300))
+    next_wakeup: float | None = None
+    for version in rollout.versions:
+        if version is latest or version.phase == VersionPhase.DRAINED:
+            continue
+        registered = report.exists(version.deployment_id)
+        # Never registered (or already gone from Restate): nothing can be pinned to it.
+        forced = version.hash in rollout.force_drain or not registered
+        if registered and not routed and not forced and report.routes(version.deployment_id or ""):
+            continue  # still what Restate routes to: it stays Latest until the new version takes over
+        version.superseded_at = version.superseded_at or now
+        work = report.work(version.deployment_id) if registered and version.deployment_id else 0
+        version.active_invocations = work
+        retire, remaining = idle_decision(version, work, now, delay, forced)
+        if not retire:
+            version.phase = VersionPhase.DRAINING
+            wait = DRAIN_POLL_SECONDS if remaining is None else min(DRAIN_POLL_SECONDS, max(1.0, remaining))
+            next_wakeup = _min(next_wakeup, wait)
+            continue
+        if registered and version.deployment_id:
+            await steps.run(f"deregister {version.name}", deregister, admin, version.deployment_id)
+        await steps.run(f"scale {version.name} to 0", scale, steps, namespace, version.name, 0)
+        version.phase = VersionPhase.DRAINED
+        version.deployment_id = None
+        if version.hash in rollout.force_drain:
+            rollout.force_drain.remove(version.hash)
+    return next_wakeup
+
+
+async def _trim_history(steps: Steps, rsd: Obj, rollout: Rollout, namespace: str) -> None:
+    limit = rsd["spec"].get("revisionHistoryLimit", 10)
+    drained = [v for v in rollout.versions if v.phase == VersionPhase.DRAINED]
+    for version in drained[limit:]:
+        await steps.run(f"delete {version.name}", delete_version, steps, namespace, version.name)
+        rollout.versions.remove(version)
+
+
+def _status(
+    rsd: Obj, rollout: Rollout, latest: Version, rs: dict[str, Any], hash_: str, collisions: int
+) -> dict[str, Any]:
+    replicas = rsd["spec"].get("replicas", 1)
+    status: dict[str, Any] = {
+        "replicas": rs["current"],
+        "desiredReplicas": replicas,
+        "readyReplicas": rs["ready"],
+        "availableReplicas": rs["available"],
+        "unavailableReplicas": max(0, replicas - rs["available"]),
+        "labelSelector": build.label_selector(rsd, hash_),
+        "paused": rollout.paused,
+        "versions": [_version_status(v) for v in rollout.versions],
+    }
+    if latest.deployment_id:
+        status["deploymentId"] = latest.deployment_id
+    if collisions:
+        status["collisionCount"] = collisions
+    return status
+
+
+def _version_status(version: Version) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": version.name,
+        "hash": version.hash,
+        "phase": version.phase.value,
+        "replicas": version.replicas,
+        "readyReplicas": version.ready_replicas,
+    }
+    if version.deployment_id:
+        entry["deploymentId"] = version.deployment_id
+    if version.registered_at:
+        entry["registeredAt"] = rfc3339(version.registered_at)
+    if version.superseded_at and version.phase in (VersionPhase.DRAINING, VersionPhase.DRAINED):
+        entry["drainingSince"] = rfc3339(version.superseded_at)
+    if version.active_invocations is not None and version.phase == VersionPhase.DRAINING:
+        entry["activeInvocations"] = version.active_invocations
+    return entry
+
+
+async def finalize(steps: Steps, rsd: Obj) -> Outcome:
+    """Deletion waits until no version has work in Restate, then deregisters every version."""
+    rollout = await load(steps.ctx)
+    register_to = rsd["spec"]["restate"]["register"]
+    if cluster := register_to.get("cluster"):
+        gone = await steps.get(RESOURCES["RestateCluster"], cluster)
+        if gone is None:
+            return Outcome(ready=True, reason="ClusterGone", message=f"RestateCluster {cluster} no longer exists")
+    admin = _admin_url(rsd, steps)
+    report = DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin))
+    blocking = [
+        (v, report.work(v.deployment_id))
+        for v in rollout.versions
+        if v.deployment_id
+        and report.exists(v.deployment_id)
+        and report.work(v.deployment_id) > 0
+        and v.hash not in rollout.force_drain
+    ]
+    if blocking:
+        key = urllib.parse.quote(f"{rsd['metadata']['namespace']}/{rsd['metadata']['name']}", safe="")
+        waits = ", ".join(f"{v.name} has {n} unfinished invocation(s)" for v, n in blocking)
+        hint = (
+            f"deletion waits for them to finish; to delete anyway: curl -X POST "
+            f"\"$RESTATE_INGRESS_URL/DeploymentReconciler/{key}/forceDrain\" -H 'content-type: application/json' "
+            f'-d \'{{"version": "{blocking[0][0].name}"}}\''
+        )
+        for version, n in blocking:
+            version.phase, version.active_invocations = VersionPhase.DRAINING, n
+        steps.ctx.set(ROLLOUT, rollout)
+        return Outcome(
+            ready=False, reason="DeletionBlocked", message=f"{waits}; {hint}", requeue_after=DRAIN_POLL_SECONDS
+        )
+    for version in rollout.versions:
+        if version.deployment_id and report.exists(version.deployment_id):
+            await steps.run(f"deregister {version.name}", deregister, admin, version.deployment_id)
+    return Outcome(ready=True, reason="Deregistered", message="every version was deregistered from Restate")
+
+
+# --- manual commands ---
+
+
+def _find(rollout: Rollout, request: CommandRequest) -> Version:
+    wanted = request.version
+    for version in rollout.versions:
+        if wanted in (version.name, version.hash):
+            return version
+    raise restate.TerminalError(f"no version {wanted!r}; known: {[v.name for v in rollout.versions]}", 404)
+
+
+async def promote(ctx: restate.ObjectContext, request: CommandRequest) -> None:
+    """Release a held version (default: the newest) for registration."""
+    rollout = await load(ctx)
+    if not rollout.versions:
+        raise restate.TerminalError("nothing to promote yet", 404)
+    rollout.promoted = (_find(rollout, request) if request.version else rollout.versions[0]).hash
+    ctx.set(ROLLOUT, rollout)
+
+
+async def pause(ctx: restate.ObjectContext, request: CommandRequest) -> None:
+    """Stop registering new versions; draining and status continue."""
+    rollout = await load(ctx)
+    rollout.paused = True
+    ctx.set(ROLLOUT, rollout)
+
+
+async def resume(ctx: restate.ObjectContext, request: CommandRequest) -> None:
+    rollout = await load(ctx)
+    rollout.paused = False
+    ctx.set(ROLLOUT, rollout)
+
+
+async def force_drain(ctx: restate.ObjectContext, request: CommandRequest) -> None:
+    """Retire a superseded version now, even with invocations in flight (they will fail or be retried)."""
+    rollout = await load(ctx)
+    version = _find(rollout, request)
+    if version.hash not in rollout.force_drain:
+        rollout.force_drain.append(version.hash)
+    ctx.set(ROLLOUT, rollout)
+
+
+KIND = Kind(
+    resource=RESOURCES["RestateDeployment"],
+    controller="restatedeployment",
+    finalizer=FINALIZER,
+    converge=converge,
+    finalize=finalize,
+    commands={"promote": promote, "pause": pause, "resume": resume, "forceDrain": force_drain},
+)
