@@ -37,7 +37,10 @@ class Settings(BaseModel):
     """POD_NAME: reported as the Events' reportingInstance (the Helm chart sets it from the downward API)."""
 
     step_delay_seconds: float = 0.0
-    """STEP_DELAY_SECONDS: a durable pause between reconcile steps, for fault-injection tests; keep 0."""
+    """STEP_DELAY_SECONDS: a durable pause after each write, for fault-injection tests; keep 0.
+
+    WARNING: changing it while reconciles are in flight breaks their journal replay (the pauses are
+    journaled steps), which blocks those resources until the retry policy gives up."""
 
     shutdown_grace_seconds: float = 20.0
     """SHUTDOWN_GRACE_SECONDS: how long SIGTERM waits for in-flight invocations before closing streams."""

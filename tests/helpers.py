@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -57,12 +59,41 @@ async def restate_cli(stack: Stack, *args: str) -> str:
     return stdout.decode()
 
 
-async def restate_sql(stack: Stack, query: str) -> list[dict[str, Any]]:
-    """Rows of a SQL query against the stack's restate-server (NULL columns are absent)."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        response = await http.post(
-            f"{stack.restate.admin_url}/query", json={"query": query}, headers={"accept": "application/json"}
+Obj = dict[str, Any]
+
+
+def apply(stack: Stack, obj: Obj) -> None:
+    """kubectl apply (client-side), as a user would."""
+    stack.control_plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def get(stack: Stack, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+    args = ["get", kind, name, "-o", "json", *(["-n", namespace] if namespace else [])]
+    result = stack.control_plane.kubectl_result(*args)
+    found: Obj | None = json.loads(result.stdout) if result.returncode == 0 else None
+    return found
+
+
+def condition(obj: Obj | None, type_: str) -> Obj:
+    """The condition of that type ({} when absent)."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+def sql(stack: Stack, query: str) -> list[Obj]:
+    """Rows of a SQL query, retrying for a moment after a restart of restate-server."""
+    for _ in range(50):
+        response = httpx.post(
+            f"{stack.restate.admin_url}/query",
+            json={"query": query},
+            headers={"accept": "application/json"},
+            timeout=30,
         )
-        response.raise_for_status()
-        rows: list[dict[str, Any]] = response.json()["rows"]
-        return rows
+        if response.status_code == 200:
+            rows: list[Obj] = response.json()["rows"]
+            return rows
+        time.sleep(0.2)
+    response.raise_for_status()
+    return []

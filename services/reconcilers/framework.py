@@ -406,12 +406,17 @@ async def _write_status(
         ),
     ]
     previous = (obj.get("status") or {}).get("conditions")
+    # A failed pass computed no status: keep what the last good pass observed (an apply without those
+    # fields would remove them), and let the conditions tell what went wrong.
+    fields = outcome.status or {
+        k: v for k, v in (obj.get("status") or {}).items() if k not in ("conditions", "observedGeneration")
+    }
     body = {
         "apiVersion": obj["apiVersion"],
         "kind": obj["kind"],
         "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"].get("namespace")},
         "status": {
-            **outcome.status,
+            **fields,
             "observedGeneration": generation,
             "conditions": status.merge(previous, conditions, now),
         },
@@ -424,11 +429,17 @@ async def _write_status(
                 "event Warning", _event, steps.deps, obj, "Warning", "ReconcileFailed", degraded, "Reconcile"
             )
 
-        async def apply_status() -> Obj:
-            return summary(await (await steps.kube()).apply(body, subresource="status"))
+        async def apply_status() -> str | None:
+            """The new resourceVersion, or None when the object changed since we read it."""
+            try:
+                applied = await (await steps.kube()).apply(body, subresource="status")
+            except errors.Conflict:
+                return None  # our status describes an old spec: the change's own event reconciles it
+            return str(applied["metadata"]["resourceVersion"])
 
-        applied = await steps.run("apply status", apply_status)
-        state.last_resource_version = applied["metadata"]["resourceVersion"]
+        # Written only onto the version we read, or a spec change landing meanwhile would look reconciled.
+        body["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+        state.last_resource_version = await steps.run("apply status", apply_status)
     except StepFailed as failure:
         logger.warning("could not write status of %s: %s", ctx.key(), failure)
     state.observed_generation = generation

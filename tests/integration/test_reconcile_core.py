@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import apply, condition, get, sql
 from tests.stack import procs, tools
 from tests.stack.operator import OPERATOR_NAMESPACE, Operator
 from tests.stack.stack import Stack
@@ -55,23 +56,6 @@ def cloud_token(operator: Operator) -> Iterator[str]:
     cp.kubectl("delete", "secret", TOKEN_SECRET, "-n", OPERATOR_NAMESPACE)
 
 
-def apply(stack: Stack, obj: Obj) -> None:
-    stack.control_plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
-
-
-def get(stack: Stack, kind: str, name: str, namespace: str | None = None) -> Obj | None:
-    args = ["get", kind, name, "-o", "json", *(["-n", namespace] if namespace else [])]
-    result = stack.control_plane.kubectl_result(*args)
-    return json.loads(result.stdout) if result.returncode == 0 else None
-
-
-def condition(obj: Obj | None, type_: str) -> Obj:
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond["type"] == type_:
-            return dict(cond)
-    return {}
-
-
 def wait_ready(stack: Stack, name: str, timeout: float = 60) -> Obj:
     """The resource once Ready=True for its current generation."""
     found: dict[str, Obj] = {}
@@ -92,22 +76,6 @@ def tunnel_env(stack: Stack, name: str) -> dict[str, str]:
     deployment = get(stack, "deployment", f"tunnel-{name}", OPERATOR_NAMESPACE)
     assert deployment is not None
     return {e["name"]: e.get("value", "") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-
-
-def sql(stack: Stack, query: str) -> list[Obj]:
-    for _ in range(50):  # right after a restart, queries fail for a moment
-        response = httpx.post(
-            f"{stack.restate.admin_url}/query",
-            json={"query": query},
-            headers={"accept": "application/json"},
-            timeout=30,
-        )
-        if response.status_code == 200:
-            rows: list[Obj] = response.json()["rows"]
-            return rows
-        time.sleep(0.2)
-    response.raise_for_status()
-    return []
 
 
 def invocations(stack: Stack, name: str) -> list[Obj]:

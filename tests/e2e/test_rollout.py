@@ -1,0 +1,338 @@
+"""RestateDeployment end to end: real SDK services (examples/versioned) behind kwok pods, registered
+with the real restate-server, driven by the operator's real processes.
+
+The Restate service name `Versioned` is shared by every test here, so each test removes its
+RestateDeployment (and with it every registration) before the next starts.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import apply, condition, get, sql
+from tests.stack import procs
+from tests.stack.images import VERSIONED_IMAGE
+from tests.stack.operator import Operator
+from tests.stack.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+Obj = dict[str, Any]
+NAME = "versioned"
+
+
+def rsd(namespace: str, tag: str, stack: Stack, **restate: Any) -> Obj:
+    return {
+        "apiVersion": "restate.dev/v1beta1",
+        "kind": "RestateDeployment",
+        "metadata": {"name": NAME, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "revisionHistoryLimit": 2,
+            "template": {
+                "metadata": {"labels": {"app": NAME}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": NAME,
+                            "image": f"{VERSIONED_IMAGE}:{tag}",
+                            "ports": [{"name": "restate", "containerPort": 9080}],
+                        }
+                    ]
+                },
+            },
+            "restate": {"register": {"url": stack.restate.admin_url}, "drainDelaySeconds": 1, **restate},
+        },
+    }
+
+
+def reconciler_url(stack: Stack, namespace: str, handler: str) -> str:
+    key = urllib.parse.quote(f"{namespace}/{NAME}", safe="")
+    return f"{stack.restate.ingress_url}/DeploymentReconciler/{key}/{handler}"
+
+
+def call(stack: Stack, handler: str, body: Any = None, *, send: bool = False) -> httpx.Response:
+    suffix = "/send" if send else ""
+    return httpx.post(f"{stack.restate.ingress_url}/Versioned/{handler}{suffix}", json=body, timeout=60)
+
+
+def whoami(stack: Stack) -> str:
+    response = call(stack, "whoami")
+    assert response.status_code == 200, response.text
+    answer: str = response.json()
+    return answer
+
+
+def versions(stack: Stack, namespace: str) -> dict[str, Obj]:
+    obj = get(stack, "rsd", NAME, namespace) or {}
+    return {v["name"]: v for v in (obj.get("status") or {}).get("versions") or []}
+
+
+def phases(stack: Stack, namespace: str) -> dict[str, str]:
+    return {name: v["phase"] for name, v in versions(stack, namespace).items()}
+
+
+def wait_ready(stack: Stack, namespace: str, timeout: float = 60) -> Obj:
+    found: dict[str, Obj] = {}
+
+    def ready() -> bool:
+        obj = get(stack, "rsd", NAME, namespace)
+        cond = condition(obj, "Ready")
+        if obj and cond.get("status") == "True" and cond.get("observedGeneration") == obj["metadata"]["generation"]:
+            found["obj"] = obj
+            return True
+        return False
+
+    procs.wait_until("RestateDeployment Ready", ready, timeout=timeout)
+    return found["obj"]
+
+
+def latest_name(obj: Obj) -> str:
+    return str(next(v["name"] for v in obj["status"]["versions"] if v["phase"] == "Latest"))
+
+
+def registered_uris(stack: Stack) -> list[str]:
+    deployments = httpx.get(f"{stack.restate.admin_url}/deployments", timeout=30).json()["deployments"]
+    return [d["uri"] for d in deployments]
+
+
+def invocation_done(stack: Stack, invocation: str) -> bool:
+    return (
+        httpx.get(f"{stack.restate.ingress_url}/restate/invocation/{invocation}/output", timeout=30).status_code == 200
+    )
+
+
+@pytest.fixture
+def ns(operator: Operator) -> Iterator[str]:
+    """A namespace for one RestateDeployment, which is deleted (and deregistered) afterwards."""
+    stack = operator.stack
+    name = f"rollout-{uuid.uuid4().hex[:6]}"
+    stack.control_plane.kubectl("create", "namespace", name)
+    yield name
+    stack.control_plane.kubectl("delete", "rsd", NAME, "-n", name, "--ignore-not-found", "--wait=false")
+    for version in versions(stack, name):
+        httpx.post(reconciler_url(stack, name, "forceDrain"), json={"version": version}, timeout=60)
+    procs.wait_until("RestateDeployment deleted", lambda: get(stack, "rsd", NAME, name) is None, timeout=60)
+    for deployment in httpx.get(f"{stack.restate.admin_url}/deployments", timeout=30).json()["deployments"]:
+        if f".{name}.svc." in deployment["uri"]:
+            httpx.delete(f"{stack.restate.admin_url}/deployments/{deployment['id']}", params={"force": "true"})
+    stack.control_plane.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_a_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1", stack))
+    obj = wait_ready(stack, ns)
+    assert whoami(stack) == "v1"
+    status = obj["status"]
+    (version,) = status["versions"]
+    assert version["phase"] == "Latest"
+    assert status["deploymentId"] == version["deploymentId"]
+    assert f"http://{version['name']}.{ns}.svc.cluster.local:9080/" in registered_uris(stack)
+    assert status["labelSelector"] == f"app={NAME},pod-template-hash={version['hash']}"
+    rs = get(stack, "rs", version["name"], ns)
+    assert rs is not None
+    assert rs["metadata"]["annotations"]["restate.dev/deployment-id"] == version["deploymentId"]
+    stable = get(stack, "service", NAME, ns)
+    assert stable is not None
+    assert stable["spec"]["selector"]["pod-template-hash"] == version["hash"]
+
+
+def test_b_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1", stack))
+    v1 = latest_name(wait_ready(stack, ns))
+    held = call(stack, "hold", 8, send=True).json()["invocationId"]
+    procs.wait_until(
+        "the long invocation runs on v1",
+        lambda: bool(
+            sql(
+                stack,
+                f"SELECT pinned_deployment_id FROM sys_invocation_status WHERE id = '{held}' "
+                "AND pinned_deployment_id IS NOT NULL",
+            )
+        ),
+        timeout=30,
+    )
+
+    apply(stack, rsd(ns, "v2", stack))
+    v2 = latest_name(wait_ready(stack, ns))
+    assert v2 != v1
+    assert whoami(stack) == "v2"
+    procs.wait_until("v1 Draining", lambda: phases(stack, ns).get(v1) == "Draining", timeout=30)
+    assert versions(stack, ns)[v1]["activeInvocations"] >= 1
+    rs_v1 = get(stack, "rs", v1, ns)
+    assert rs_v1 is not None
+    assert rs_v1["spec"]["replicas"] == 1, "a draining version keeps its pods"
+    assert any(v1 in uri for uri in registered_uris(stack)), "a draining version stays registered"
+
+    procs.wait_until("the long invocation finished", lambda: invocation_done(stack, held), timeout=30)
+    output = httpx.get(f"{stack.restate.ingress_url}/restate/invocation/{held}/output", timeout=30).json()
+    assert output == "started on v1, finished on v1"
+    procs.wait_until("v1 Drained", lambda: phases(stack, ns).get(v1) == "Drained", timeout=30)
+    assert not any(v1 in uri for uri in registered_uris(stack)), "deregistered before scale-down"
+    rs_v1 = get(stack, "rs", v1, ns)
+    assert rs_v1 is not None
+    assert rs_v1["spec"]["replicas"] == 0
+
+
+def test_c_rollback_repromotes_v1_in_restate(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1", stack))
+    v1 = latest_name(wait_ready(stack, ns))
+    apply(stack, rsd(ns, "v2", stack))
+    wait_ready(stack, ns)
+    procs.wait_until("v1 Drained", lambda: phases(stack, ns).get(v1) == "Drained", timeout=30)
+    apply(stack, rsd(ns, "v1", stack))
+    obj = wait_ready(stack, ns)
+    assert latest_name(obj) == v1
+    assert whoami(stack) == "v1", "Ready means Restate routes new invocations to the desired version"
+
+
+def test_d_deletion_waits_for_active_invocations_and_says_why(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1", stack))
+    v1 = latest_name(wait_ready(stack, ns))
+    held = call(stack, "hold", 6, send=True).json()["invocationId"]
+    procs.wait_until(
+        "the invocation is pinned",
+        lambda: bool(
+            sql(stack, f"SELECT id FROM sys_invocation_status WHERE id = '{held}' AND pinned_deployment_id IS NOT NULL")
+        ),
+        timeout=30,
+    )
+    stack.control_plane.kubectl("delete", "rsd", NAME, "-n", ns, "--wait=false")
+
+    def blocked() -> bool:
+        return condition(get(stack, "rsd", NAME, ns), "Ready").get("reason") == "DeletionBlocked"
+
+    procs.wait_until("DeletionBlocked", blocked, timeout=30)
+    message = condition(get(stack, "rsd", NAME, ns), "Ready")["message"]
+    assert f"{v1} has 1 unfinished invocation(s)" in message
+    assert "forceDrain" in message
+    assert invocation_done(stack, held) is False
+    procs.wait_until("deletion completes after the drain", lambda: get(stack, "rsd", NAME, ns) is None, timeout=60)
+    (row,) = sql(stack, f"SELECT status, completion_result FROM sys_invocation_status WHERE id = '{held}'")
+    assert (row["status"], row["completion_result"]) == ("completed", "success")
+    assert not any(v1 in uri for uri in registered_uris(stack))
+
+
+def test_e_breaking_change_is_degraded_with_restates_message_and_no_retry_storm(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1", stack))
+    v1 = latest_name(wait_ready(stack, ns))
+    apply(stack, rsd(ns, "breaking", stack))
+
+    def degraded() -> bool:
+        return condition(get(stack, "rsd", NAME, ns), "Degraded").get("status") == "True"
+
+    procs.wait_until("Degraded", degraded, timeout=60)
+    message = condition(get(stack, "rsd", NAME, ns), "Degraded")["message"]
+    assert "META0006" in message
+    key = f"{ns}/{NAME}"
+    count = f"SELECT count(*) AS n FROM sys_invocation_status WHERE target_service_key = '{key}'"
+    time.sleep(2)
+    settled = sql(stack, count)[0]["n"]
+    time.sleep(5)
+    assert sql(stack, count)[0]["n"] == settled, "a rejected registration is not retried by itself"
+    assert whoami(stack) == "v1", "the old version keeps serving"
+    assert phases(stack, ns)[v1] == "Latest"
+
+
+def test_f_services_killed_between_replicaset_and_registration_registers_once(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    assert operator.services
+    operator.services.stop()
+    operator.start_services(STEP_DELAY_SECONDS="2")
+    try:
+        before = registrations(operator)
+        apply(stack, rsd(ns, "v1", stack))
+        key = f"{ns}/{NAME}"
+
+        def replica_set_created() -> bool:
+            rows = sql(
+                stack,
+                "SELECT j.name AS name FROM sys_journal j JOIN sys_invocation_status s ON j.id = s.id "
+                f"WHERE s.target_service_key = '{key}' AND s.status != 'completed'",
+            )
+            return any(str(r.get("name", "")).startswith("apply ReplicaSet") for r in rows)
+
+        procs.wait_until("ReplicaSet step journaled", replica_set_created, timeout=30)
+        assert not any(f".{ns}.svc." in uri for uri in registered_uris(stack))
+        partial = registrations(operator) - before
+        assert operator.services
+        operator.services.kill()
+        # The same settings: the interrupted invocation replays its journal, pauses included.
+        operator.start_services(STEP_DELAY_SECONDS="2")
+        obj = wait_ready(stack, ns, timeout=90)
+        total = partial + registrations(operator)
+        assert total == 1, f"{total} registrations"
+        assert [uri for uri in registered_uris(stack) if f".{ns}.svc." in uri] == [
+            f"http://{latest_name(obj)}.{ns}.svc.cluster.local:9080/"
+        ]
+    finally:
+        # Remove the resource while the settings still match, then wait until nothing of it runs:
+        # a reconcile interrupted now would replay its journal without the pauses it recorded.
+        stack.control_plane.kubectl("delete", "rsd", NAME, "-n", ns, "--ignore-not-found", "--wait=false")
+        procs.wait_until("RestateDeployment deleted", lambda: get(stack, "rsd", NAME, ns) is None, timeout=60)
+        procs.wait_until(
+            "no reconcile running",
+            lambda: (
+                not sql(
+                    stack,
+                    "SELECT id FROM sys_invocation_status WHERE target_service_key = "
+                    f"'{ns}/{NAME}' AND status NOT IN ('completed', 'scheduled', 'inboxed')",
+                )
+            ),
+            timeout=60,
+        )
+        assert operator.services
+        operator.services.stop()
+        operator.start_services()
+
+
+def registrations(operator: Operator) -> float:
+    samples = operator.metrics(operator.services_probes_port)
+    return samples.get('restate_operator_admin_calls_total{operation="register",outcome="ok"}', 0.0)
+
+
+def test_g_held_registration_waits_for_promote(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1", stack, registrationPolicy="Held"))
+
+    def held() -> bool:
+        return "Held" in phases(stack, ns).values()
+
+    procs.wait_until("Held", held, timeout=60)
+    assert condition(get(stack, "rsd", NAME, ns), "Ready")["reason"] == "RegistrationHeld"
+    assert not any(f".{ns}.svc." in uri for uri in registered_uris(stack))
+    result = httpx.post(reconciler_url(stack, ns, "promote"), json={}, timeout=60)
+    assert result.status_code == 200, result.text
+    obj = wait_ready(stack, ns)
+    assert phases(stack, ns)[latest_name(obj)] == "Latest"
+    assert whoami(stack) == "v1"
+
+
+def test_pause_stops_new_registrations_until_resume(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1", stack))
+    v1 = latest_name(wait_ready(stack, ns))
+    assert httpx.post(reconciler_url(stack, ns, "pause"), json={}, timeout=60).status_code == 200
+    apply(stack, rsd(ns, "v2", stack))
+
+    def paused() -> bool:
+        return condition(get(stack, "rsd", NAME, ns), "Ready").get("reason") == "Paused"
+
+    procs.wait_until("Paused", paused, timeout=30)
+    assert whoami(stack) == "v1"
+    assert httpx.post(reconciler_url(stack, ns, "resume"), json={}, timeout=60).status_code == 200
+    obj = wait_ready(stack, ns)
+    assert latest_name(obj) != v1
+    assert whoami(stack) == "v2"
