@@ -97,3 +97,13 @@ def sql(stack: Stack, query: str) -> list[Obj]:
         time.sleep(0.2)
     response.raise_for_status()
     return []
+
+
+def step_durable(rows: list[Obj], step_prefix: str) -> bool:
+    """Whether a journal (rows of sys_journal: index, entry_type, name) holds the *result* of a step.
+
+    A step's command entry is written when it starts; its result arrives as the next entry, a
+    "Notification: Run". Only then will a crash not run it again (our handlers await each step at once).
+    """
+    started = {int(r["index"]) for r in rows if str(r.get("name", "")).startswith(step_prefix)}
+    return any(r.get("entry_type") == "Notification: Run" and int(r["index"]) - 1 in started for r in rows)

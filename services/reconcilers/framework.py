@@ -320,7 +320,8 @@ async def _reconcile(
     action: Literal["converged", "waiting", "failed"]
     try:
         if kind.finalizer not in (meta.get("finalizers") or []):
-            await steps.run("add finalizer", _set_finalizer, deps, obj, [kind.finalizer])
+            version = await steps.run("add finalizer", _set_finalizer, deps, obj, [kind.finalizer])
+            meta["resourceVersion"] = version or meta["resourceVersion"]  # our own write is not a change
         outcome = await kind.converge(steps, obj)
         action = "converged" if outcome.requeue_after is None else "waiting"
         state.transient_failures = 0
@@ -470,17 +471,20 @@ def _schedule(
     )
 
 
-async def _set_finalizer(deps: Deps, obj: Obj, finalizers: list[str]) -> None:
-    """Own exactly `finalizers` under our finalizer field manager (others' entries are untouched)."""
+async def _set_finalizer(deps: Deps, obj: Obj, finalizers: list[str]) -> str | None:
+    """Own exactly `finalizers` under our finalizer field manager (others' entries are untouched).
+
+    Returns the new resourceVersion, None when the object is gone."""
     meta = obj["metadata"]
     patch: Obj = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": meta["name"]}}
     if meta.get("namespace"):
         patch["metadata"]["namespace"] = meta["namespace"]
     patch["metadata"]["finalizers"] = finalizers
     try:
-        await (await deps.kube()).apply(patch, field_manager=FINALIZER_MANAGER)
+        applied = await (await deps.kube()).apply(patch, field_manager=FINALIZER_MANAGER)
     except errors.NotFound:
-        return  # deleted meanwhile: nothing left to hold
+        return None  # deleted meanwhile: nothing left to hold
+    return str(applied["metadata"]["resourceVersion"])
 
 
 async def _event(deps: Deps, obj: Obj, type_: str, reason: str, note: str, action: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import apply, condition, get, sql
+from tests.helpers import apply, condition, get, sql, step_durable
 from tests.stack import procs
 from tests.stack.images import VERSIONED_IMAGE
 from tests.stack.operator import Operator
@@ -259,10 +259,11 @@ def test_f_services_killed_between_replicaset_and_registration_registers_once(op
         def replica_set_created() -> bool:
             rows = sql(
                 stack,
-                "SELECT j.name AS name FROM sys_journal j JOIN sys_invocation_status s ON j.id = s.id "
+                "SELECT j.index AS index, j.entry_type AS entry_type, j.name AS name FROM sys_journal j "
+                "JOIN sys_invocation_status s ON j.id = s.id "
                 f"WHERE s.target_service_key = '{key}' AND s.status != 'completed'",
             )
-            return any(str(r.get("name", "")).startswith("apply ReplicaSet") for r in rows)
+            return step_durable(rows, "apply ReplicaSet")
 
         procs.wait_until("ReplicaSet step journaled", replica_set_created, timeout=30)
         assert not any(f".{ns}.svc." in uri for uri in registered_uris(stack))

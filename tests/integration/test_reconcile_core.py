@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import apply, condition, get, sql
+from tests.helpers import apply, condition, get, sql, step_durable
 from tests.stack import procs, tools
 from tests.stack.operator import OPERATOR_NAMESPACE, Operator
 from tests.stack.stack import Stack
@@ -247,8 +247,10 @@ def writes(operator: Operator) -> dict[str, float]:
 
 
 def journaled(stack: Stack, invocation: str, step_prefix: str) -> bool:
-    rows = sql(stack, f"SELECT name FROM sys_journal WHERE id = '{invocation}'")
-    return any(str(row.get("name", "")).startswith(step_prefix) for row in rows)
+    """The step's result is durable in Restate (a step still in flight may run again after a crash)."""
+    return step_durable(
+        sql(stack, f"SELECT index, entry_type, name FROM sys_journal WHERE id = '{invocation}'"), step_prefix
+    )
 
 
 @pytest.fixture
