@@ -54,10 +54,10 @@ def dry_run_create(kube: ControlPlane, obj: Obj) -> tuple[bool, str]:
 def example_documents() -> list[pytest.ParameterSet]:
     """Every custom resource in examples/*.yaml and in the README's yaml blocks."""
     found = []
-    for path in sorted((REPO / "examples").glob("*.yaml")):
+    for path in sorted((REPO / "examples").rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc["apiVersion"].startswith("restate.dev/"):
-                found.append(pytest.param(doc, id=f"{path.name}:{doc['metadata']['name']}"))
+                found.append(pytest.param(doc, id=f"{path.relative_to(REPO / 'examples')}:{doc['metadata']['name']}"))
     readme = (REPO / "README.md").read_text()
     for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", readme, re.S)):
         for doc in yaml.safe_load_all(block):

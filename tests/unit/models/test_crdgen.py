@@ -77,7 +77,7 @@ def test_embedded_kubernetes_types_carry_their_real_schema() -> None:
 def test_examples_parse_into_the_models(kind: str, model: type[Any]) -> None:
     docs = [
         doc
-        for path in sorted((REPO / "examples").glob("*.yaml"))
+        for path in sorted((REPO / "examples").rglob("*.yaml"))
         for doc in yaml.safe_load_all(path.read_text())
         if doc and doc.get("kind") == kind
     ]
