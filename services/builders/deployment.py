@@ -109,6 +109,31 @@ def replica_set(rsd: Obj, hash_: str, *, replicas: int, latest: bool) -> Obj:
     }
 
 
+def version_autoscaler(rsd: Obj, hash_: str) -> Obj | None:
+    """The HorizontalPodAutoscaler of a draining version (`spec.autoscaling`), or None when not configured.
+
+    Its target is forced to the version's ReplicaSet and minReplicas to at least 1, so a draining
+    version's pods scale with their remaining load but never to zero while work is pinned to them.
+    """
+    template = rsd["spec"].get("autoscaling")
+    if not isinstance(template, dict):
+        return None
+    name = version_name(rsd, hash_)
+    spec = {**template, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name}}
+    spec["minReplicas"] = max(1, int(spec.get("minReplicas") or 1))
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {
+            "name": name,
+            "namespace": rsd["metadata"]["namespace"],
+            "labels": _common_labels(rsd),
+            "ownerReferences": [owner_reference(rsd)],
+        },
+        "spec": spec,
+    }
+
+
 def target_port(pod_spec: Obj) -> int | str:
     """The port Restate talks to: a container port named `restate`, else the first declared port, else 9080."""
     ports = [p for c in pod_spec.get("containers") or [] for p in c.get("ports") or []]

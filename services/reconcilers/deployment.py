@@ -98,6 +98,10 @@ async def cluster_ready(steps: Steps, name: str) -> str | None:
     return None
 
 
+async def delete_autoscaler(steps: Steps, namespace: str, name: str) -> bool:
+    return await (await steps.kube()).delete(RESOURCES["HorizontalPodAutoscaler"], name, namespace)
+
+
 async def delete_version(steps: Steps, namespace: str, name: str) -> None:
     kube = await steps.kube()
     await kube.delete(RESOURCES["Service"], name, namespace)
@@ -154,6 +158,9 @@ async def converge(steps: Steps, rsd: Obj) -> Outcome:
             status={"collisionCount": collisions + 1},
         )
     latest = rollout.make_latest(desired_name, hash_, now)
+    if latest.autoscaled:  # a rollback: the latest version scales with the resource, not its own autoscaler
+        await steps.run(f"delete autoscaler {latest.name}", delete_autoscaler, steps, meta["namespace"], latest.name)
+        latest.autoscaled = False
     replicas = spec.get("replicas", 1)
     await steps.apply(build.replica_set(rsd, hash_, replicas=replicas, latest=True))
     await steps.apply(build.version_service(rsd, hash_))
@@ -279,9 +286,13 @@ async def _retire_old(
         retire, remaining = idle_decision(version, work, now, delay, forced)
         if not retire:
             version.phase = VersionPhase.DRAINING
+            await _autoscale(steps, rsd, version)
             wait = DRAIN_POLL_SECONDS if remaining is None else min(DRAIN_POLL_SECONDS, max(1.0, remaining))
             next_wakeup = _min(next_wakeup, wait)
             continue
+        if version.autoscaled:  # before the scale-down, so its minReplicas cannot fight it
+            await steps.run(f"delete autoscaler {version.name}", delete_autoscaler, steps, namespace, version.name)
+            version.autoscaled = False
         if registered and version.deployment_id:
             await steps.run(f"deregister {version.name}", deregister, admin, version.deployment_id)
         await steps.run(f"scale {version.name} to 0", scale, steps, namespace, version.name, 0)
@@ -290,6 +301,21 @@ async def _retire_old(
         if version.hash in rollout.force_drain:
             rollout.force_drain.remove(version.hash)
     return next_wakeup
+
+
+async def _autoscale(steps: Steps, rsd: Obj, version: Version) -> None:
+    """Keep a draining version's autoscaler as `spec.autoscaling` says; removing it restores the replicas."""
+    autoscaler = build.version_autoscaler(rsd, version.hash)
+    if autoscaler is not None:
+        await steps.apply(autoscaler)
+        version.autoscaled = True
+    elif version.autoscaled:
+        namespace = rsd["metadata"]["namespace"]
+        await steps.run(f"delete autoscaler {version.name}", delete_autoscaler, steps, namespace, version.name)
+        await steps.run(
+            f"restore {version.name}", scale, steps, namespace, version.name, rsd["spec"].get("replicas", 1)
+        )
+        version.autoscaled = False
 
 
 async def _trim_history(steps: Steps, rsd: Obj, rollout: Rollout, namespace: str) -> None:

@@ -100,10 +100,20 @@ class ObjectState(BaseModel):
     transient_failures: int = 0
 
 
+# Condition reasons for permanent failures, by error class (upstream's AdminCallRejected included).
+FAILURE_REASONS = {"Rejected": "AdminCallRejected", "Invalid": "InvalidObject", "Forbidden": "Forbidden"}
+
+
 class StepFailed(Exception):
-    def __init__(self, step: str, message: str, *, permanent: bool) -> None:
+    def __init__(self, step: str, message: str, *, permanent: bool, error: str | None = None) -> None:
         super().__init__(f"{step}: {message}")
-        self.step, self.message, self.permanent = step, message, permanent
+        self.step, self.message, self.permanent, self.error = step, message, permanent, error
+
+    @property
+    def reason(self) -> str:
+        if not self.permanent:
+            return "TransientError"
+        return FAILURE_REASONS.get(self.error or "", "ReconcileFailed")
 
 
 def _guard(action: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -113,7 +123,9 @@ def _guard(action: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any,
         try:
             return await action(*args, **kwargs)
         except errors.PermanentError as exc:
-            raise restate.TerminalError(exc.message, status_code=PERMANENT) from exc
+            raise restate.TerminalError(
+                exc.message, status_code=PERMANENT, metadata={"error": type(exc).__name__}
+            ) from exc
         except errors.TransientError as exc:
             if exc.retry_after:
                 raise RetryableError(exc.message, retry_after=timedelta(seconds=exc.retry_after)) from exc
@@ -139,7 +151,8 @@ class Steps:
         except restate.TerminalError as exc:
             if exc.status_code == CANCELLED:
                 raise
-            raise StepFailed(name, exc.message, permanent=exc.status_code == PERMANENT) from exc
+            error = (exc.metadata or {}).get("error")
+            raise StepFailed(name, exc.message, permanent=exc.status_code == PERMANENT, error=error) from exc
         return result
 
     async def kube(self) -> Kube:
@@ -376,10 +389,10 @@ def on_failure(state: ObjectState, failure: StepFailed) -> tuple[Outcome, str | 
     some invalid input only shows as a server error (e.g. a malformed quantity is an HTTP 500).
     """
     if failure.permanent:
-        return Outcome(ready=False, reason="ReconcileFailed", message=str(failure)), str(failure)
+        return Outcome(ready=False, reason=failure.reason, message=str(failure)), str(failure)
     state.transient_failures += 1
     delay = min(MAX_TRANSIENT_RETRY_SECONDS, TRANSIENT_RETRY_SECONDS * 2 ** (state.transient_failures - 1))
-    outcome = Outcome(ready=False, reason="TransientError", message=f"{failure} (retrying)", requeue_after=delay)
+    outcome = Outcome(ready=False, reason=failure.reason, message=f"{failure} (retrying)", requeue_after=delay)
     return outcome, str(failure) if state.transient_failures >= DEGRADED_AFTER else None
 
 
@@ -401,7 +414,7 @@ async def _write_status(
         status.condition(
             status.DEGRADED,
             degraded is not None,
-            "ReconcileFailed" if degraded else "AsExpected",
+            outcome.reason if degraded else "AsExpected",
             degraded or "",
             generation,
         ),
@@ -426,9 +439,7 @@ async def _write_status(
         del body["metadata"]["namespace"]
     try:
         if degraded and state.degraded != degraded:
-            await steps.run(
-                "event Warning", _event, steps.deps, obj, "Warning", "ReconcileFailed", degraded, "Reconcile"
-            )
+            await steps.run("event Warning", _event, steps.deps, obj, "Warning", outcome.reason, degraded, "Reconcile")
 
         async def apply_status() -> str | None:
             """The new resourceVersion, or None when the object changed since we read it."""

@@ -83,6 +83,7 @@ class Version(BaseModel):
     superseded_at: float | None = None
     idle_since: float | None = None
     active_invocations: int | None = None
+    autoscaled: bool = False
     replicas: int = 0
     ready_replicas: int = 0
 

@@ -28,8 +28,8 @@ Obj = dict[str, Any]
 NAME = "versioned"
 
 
-def rsd(namespace: str, tag: str, stack: Stack, **restate: Any) -> Obj:
-    return {
+def rsd(namespace: str, tag: str, stack: Stack, autoscaling: Obj | None = None, **restate: Any) -> Obj:
+    obj: Obj = {
         "apiVersion": "restate.dev/v1beta1",
         "kind": "RestateDeployment",
         "metadata": {"name": NAME, "namespace": namespace},
@@ -51,6 +51,9 @@ def rsd(namespace: str, tag: str, stack: Stack, **restate: Any) -> Obj:
             "restate": {"register": {"url": stack.restate.admin_url}, "drainDelaySeconds": 1, **restate},
         },
     }
+    if autoscaling:
+        obj["spec"]["autoscaling"] = autoscaling
+    return obj
 
 
 def reconciler_url(stack: Stack, namespace: str, handler: str) -> str:
@@ -145,9 +148,12 @@ def test_a_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
     assert stable["spec"]["selector"]["pod-template-hash"] == version["hash"]
 
 
+AUTOSCALING = {"maxReplicas": 4, "minReplicas": 0}
+
+
 def test_b_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) -> None:
     stack = operator.stack
-    apply(stack, rsd(ns, "v1", stack))
+    apply(stack, rsd(ns, "v1", stack, autoscaling=AUTOSCALING))
     v1 = latest_name(wait_ready(stack, ns))
     held = call(stack, "hold", 8, send=True).json()["invocationId"]
     procs.wait_until(
@@ -162,7 +168,7 @@ def test_b_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) 
         timeout=30,
     )
 
-    apply(stack, rsd(ns, "v2", stack))
+    apply(stack, rsd(ns, "v2", stack, autoscaling=AUTOSCALING))
     v2 = latest_name(wait_ready(stack, ns))
     assert v2 != v1
     assert whoami(stack) == "v2"
@@ -172,12 +178,18 @@ def test_b_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) 
     assert rs_v1 is not None
     assert rs_v1["spec"]["replicas"] == 1, "a draining version keeps its pods"
     assert any(v1 in uri for uri in registered_uris(stack)), "a draining version stays registered"
+    hpa = get(stack, "hpa", v1, ns)
+    assert hpa is not None, "a draining version scales with its remaining load"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": v1}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
+    assert get(stack, "hpa", v2, ns) is None, "the latest version scales with the resource itself"
 
     procs.wait_until("the long invocation finished", lambda: invocation_done(stack, held), timeout=30)
     output = httpx.get(f"{stack.restate.ingress_url}/restate/invocation/{held}/output", timeout=30).json()
     assert output == "started on v1, finished on v1"
     procs.wait_until("v1 Drained", lambda: phases(stack, ns).get(v1) == "Drained", timeout=30)
     assert not any(v1 in uri for uri in registered_uris(stack)), "deregistered before scale-down"
+    assert get(stack, "hpa", v1, ns) is None
     rs_v1 = get(stack, "rs", v1, ns)
     assert rs_v1 is not None
     assert rs_v1["spec"]["replicas"] == 0
@@ -234,8 +246,10 @@ def test_e_breaking_change_is_degraded_with_restates_message_and_no_retry_storm(
         return condition(get(stack, "rsd", NAME, ns), "Degraded").get("status") == "True"
 
     procs.wait_until("Degraded", degraded, timeout=60)
-    message = condition(get(stack, "rsd", NAME, ns), "Degraded")["message"]
-    assert "META0006" in message
+    rejected = condition(get(stack, "rsd", NAME, ns), "Degraded")
+    assert rejected["reason"] == "AdminCallRejected"
+    assert "META0006" in rejected["message"]
+    assert "changing the service type" in rejected["message"]
     key = f"{ns}/{NAME}"
     count = f"SELECT count(*) AS n FROM sys_invocation_status WHERE target_service_key = '{key}'"
     time.sleep(2)

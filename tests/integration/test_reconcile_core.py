@@ -154,7 +154,8 @@ def test_permanent_error_degrades_with_a_warning_event_and_no_retry_storm(operat
             f"--field-selector=regarding.name={name},type=Warning",
         )
     )["items"]
-    assert [e["reason"] for e in events] == ["ReconcileFailed"]
+    assert [e["reason"] for e in events] == ["InvalidObject"]
+    assert condition(obj, "Degraded")["reason"] == "InvalidObject"
     time.sleep(2)  # let the watcher's echo of our own finalizer write arrive (it is skipped)
     settled = len(invocations(stack, name))
     time.sleep(5)  # long enough for a retry storm to show; a permanent error must not retry by itself
