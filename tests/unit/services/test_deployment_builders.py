@@ -122,3 +122,17 @@ def test_service_url_and_admin_urls_keep_paths() -> None:
     cloud["spec"]["restate"]["register"] = {"cloud": "env"}
     with pytest.raises(build.UnsupportedTarget, match=r"register\.cloud is not supported yet"):
         build.admin_url(cloud, SETTINGS)
+
+
+def test_autoscaler_targets_the_version_and_never_scales_it_to_zero() -> None:
+    assert build.version_autoscaler(rsd(), "abc") is None
+    obj = rsd()
+    obj["spec"]["autoscaling"] = {"maxReplicas": 5, "minReplicas": 0, "scaleTargetRef": {"name": "elsewhere"}}
+    hpa = build.version_autoscaler(obj, "abc")
+    assert hpa is not None
+    assert hpa["metadata"]["name"] == "svc-abc"
+    assert hpa["spec"] == {
+        "maxReplicas": 5,
+        "minReplicas": 1,
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "svc-abc"},
+    }
