@@ -70,21 +70,27 @@ async def ready_endpoints(steps: Steps, namespace: str, service: str) -> int:
     )
 
 
-async def replica_sets(steps: Steps, namespace: str, owner: str) -> dict[str, dict[str, Any]]:
-    """name -> {replicas, ready, available, template, owner uid} of every ReplicaSet this resource owns."""
-    listed = await (await steps.kube()).list(RS, namespace, label_selector=f"{build.OWNED_BY}={owner}")
+def _projection(rs: Obj) -> dict[str, Any]:
     return {
-        rs["metadata"]["name"]: {
-            "replicas": rs["spec"].get("replicas", 0),
-            "current": (rs.get("status") or {}).get("replicas", 0),
-            "ready": (rs.get("status") or {}).get("readyReplicas", 0),
-            "available": (rs.get("status") or {}).get("availableReplicas", 0),
-            "observed": (rs.get("status") or {}).get("observedGeneration", 0) >= rs["metadata"].get("generation", 0),
-            "template": (rs["metadata"].get("annotations") or {}).get(build.TEMPLATE_ANNOTATION),
-            "owner": next((r["uid"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")), None),
-        }
-        for rs in listed["items"]
+        "replicas": rs["spec"].get("replicas", 0),
+        "current": (rs.get("status") or {}).get("replicas", 0),
+        "ready": (rs.get("status") or {}).get("readyReplicas", 0),
+        "available": (rs.get("status") or {}).get("availableReplicas", 0),
+        "observed": (rs.get("status") or {}).get("observedGeneration", 0) >= rs["metadata"].get("generation", 0),
+        "template": (rs["metadata"].get("annotations") or {}).get(build.TEMPLATE_ANNOTATION),
+        "owner": next((r["uid"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")), None),
     }
+
+
+async def replica_sets(steps: Steps, namespace: str, owner: str, desired: str) -> dict[str, dict[str, Any]]:
+    """name -> {replicas, ready, available, template, owner uid} of every ReplicaSet this resource owns,
+    plus whatever ReplicaSet holds the desired version's name (it may belong to someone else)."""
+    kube = await steps.kube()
+    listed = await kube.list(RS, namespace, label_selector=f"{build.OWNED_BY}={owner}")
+    found = {rs["metadata"]["name"]: _projection(rs) for rs in listed["items"]}
+    if desired not in found and (squatter := await kube.get(RS, desired, namespace)) is not None:
+        found[desired] = _projection(squatter)
+    return found
 
 
 async def cluster_ready(steps: Steps, name: str) -> str | None:
@@ -147,7 +153,7 @@ async def converge(steps: Steps, rsd: Obj) -> Outcome:
     hash_ = build.version_hash(rsd, collisions)
     desired_name = build.version_name(rsd, hash_)
 
-    owned = await steps.run("list ReplicaSets", replica_sets, steps, namespace, name)
+    owned = await steps.run("list ReplicaSets", replica_sets, steps, namespace, name, desired_name)
     existing = owned.get(desired_name)
     if existing and (existing["owner"] != meta["uid"] or existing["template"] != build.template_json(rsd)):
         return Outcome(

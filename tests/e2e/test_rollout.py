@@ -7,6 +7,7 @@ RestateDeployment (and with it every registration) before the next starts.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 import uuid
@@ -351,3 +352,61 @@ def test_pause_stops_new_registrations_until_resume(operator: Operator, ns: str)
     obj = wait_ready(stack, ns)
     assert latest_name(obj) != v1
     assert whoami(stack) == "v2"
+
+
+def test_scale_subresource_resizes_only_the_latest_version(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1", stack))
+    v1 = latest_name(wait_ready(stack, ns))
+    stack.control_plane.kubectl("scale", "rsd", NAME, "-n", ns, "--replicas=2")
+
+    def scaled() -> bool:
+        rs = get(stack, "rs", v1, ns)
+        obj = get(stack, "rsd", NAME, ns)
+        return bool(rs and obj and rs["spec"]["replicas"] == 2 and obj["status"].get("replicas") == 2)
+
+    procs.wait_until("scaled to 2", scaled, timeout=60)
+    scale = get(stack, "rsd", NAME, ns)
+    assert scale is not None
+    assert scale["status"]["labelSelector"].endswith(f"pod-template-hash={v1.rsplit('-', 1)[1]}")
+
+
+def test_hash_collision_moves_to_the_next_name(operator: Operator, ns: str) -> None:
+    """A foreign ReplicaSet squatting on the version's name is never adopted or overwritten."""
+    from services.builders import deployment as build
+
+    stack = operator.stack
+    wanted = rsd(ns, "v1", stack)
+    # The hash covers the template as stored (with the apiserver's defaults, e.g. port protocol).
+    stored = json.loads(
+        stack.control_plane.kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(wanted))
+    )
+    squatted = build.version_name(stored, build.version_hash(stored))
+    stack.control_plane.kubectl(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {"name": squatted, "namespace": ns},
+                "spec": {
+                    "replicas": 0,
+                    "selector": {"matchLabels": {"squat": "yes"}},
+                    "template": {
+                        "metadata": {"labels": {"squat": "yes"}},
+                        "spec": {"containers": [{"name": "c", "image": "other:1"}]},
+                    },
+                },
+            }
+        ),
+    )
+    apply(stack, wanted)
+    obj = wait_ready(stack, ns)
+    assert obj["status"]["collisionCount"] == 1
+    assert latest_name(obj) != squatted
+    untouched = get(stack, "rs", squatted, ns)
+    assert untouched is not None
+    assert untouched["spec"]["template"]["spec"]["containers"][0]["image"] == "other:1"
+    assert whoami(stack) == "v1"
