@@ -7,10 +7,10 @@ from typing import Any
 import restate
 
 from services.deps import Deps
-from services.reconcilers import cloud, deployment
+from services.reconcilers import cloud, cluster, deployment
 from services.reconcilers.framework import Kind, reconciler
 
-KINDS: list[Kind] = [cloud.KIND, deployment.KIND]
+KINDS: list[Kind] = [cluster.KIND, cloud.KIND, deployment.KIND]
 
 
 def build(deps: Deps) -> Any:

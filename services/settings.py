@@ -24,6 +24,15 @@ class Settings(BaseModel):
     tunnel_client_default_image: str = Field(default="ghcr.io/restatedev/restate-cloud-tunnel-client:0.6.0")
     """OPERATOR_TUNNEL_CLIENT_DEFAULT_IMAGE: tunnel image when a RestateCloudEnvironment names none."""
 
+    canary_image: str = "alpine:3.21"
+    """CANARY_IMAGE: runs the trusted-CA init container (needs sh, cat and the system CA bundle)."""
+
+    operator_label_name: str | None = None
+    """OPERATOR_LABEL_NAME: a label key of the operator's pods, so network policies can let it in."""
+
+    operator_label_value: str | None = None
+    """OPERATOR_LABEL_VALUE: that label's value; without both, no operator peer is added."""
+
     kubeconfig: str | None = None
     """KUBECONFIG: a kubeconfig file; unset means in-cluster (or ~/.kube/config outside a cluster)."""
 
@@ -60,6 +69,9 @@ class Settings(BaseModel):
             "cluster_dns": env.get("CLUSTER_DNS"),
             "tunnel_client_default_image": env.get("OPERATOR_TUNNEL_CLIENT_DEFAULT_IMAGE"),
             "kubeconfig": env.get("KUBECONFIG"),
+            "canary_image": env.get("CANARY_IMAGE"),
+            "operator_label_name": env.get("OPERATOR_LABEL_NAME"),
+            "operator_label_value": env.get("OPERATOR_LABEL_VALUE"),
             "bind": env.get("SERVICES_BIND"),
             "probes_bind": env.get("PROBES_BIND"),
             "pod_name": env.get("POD_NAME"),

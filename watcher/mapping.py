@@ -18,7 +18,19 @@ from services.reconcilers.framework import object_key
 Obj = dict[str, Any]
 GROUP = "restate.dev"
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=restate-operator"
-CHILD_KINDS = ("Deployment", "Service", "ReplicaSet", "StatefulSet", "ConfigMap", "HorizontalPodAutoscaler", "Job")
+CHILD_KINDS = (
+    "Deployment",
+    "Service",
+    "ReplicaSet",
+    "StatefulSet",
+    "ConfigMap",
+    "HorizontalPodAutoscaler",
+    "Job",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Namespace",
+)
 Reason = Literal["spec", "child", "resync"]
 STRENGTH: dict[Reason, int] = {"spec": 0, "resync": 1, "child": 2}
 

@@ -34,7 +34,7 @@ class WatcherSettings(BaseModel):
     max_in_flight: int = 16
     """MAX_IN_FLIGHT: concurrent forwards to the ingress."""
 
-    kinds: tuple[str, ...] = ("RestateCloudEnvironment", "RestateDeployment")
+    kinds: tuple[str, ...] = ("RestateCluster", "RestateCloudEnvironment", "RestateDeployment")
     """WATCH_KINDS: comma-separated custom resource kinds to watch (those the services process serves)."""
 
     @classmethod

@@ -70,6 +70,7 @@ _RESOURCES = [
     Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True),
     Resource("events.k8s.io", "v1", "events", "Event", True),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+    Resource("secrets-store.csi.x-k8s.io", "v1", "secretproviderclasses", "SecretProviderClass", True),
     Resource("restate.dev", "v1", "restateclusters", "RestateCluster", False),
     Resource("restate.dev", "v1beta1", "restatedeployments", "RestateDeployment", True),
     Resource("restate.dev", "v1beta1", "restatecloudenvironments", "RestateCloudEnvironment", False),

@@ -16,7 +16,7 @@ from tests.stack import procs, tools
 from tests.stack.stack import Stack
 
 OPERATOR_NAMESPACE = "restate-operator"
-WATCH_KINDS = "RestateCloudEnvironment,RestateDeployment"
+WATCH_KINDS = "RestateCluster,RestateCloudEnvironment,RestateDeployment"
 
 
 @dataclass

@@ -1,0 +1,39 @@
+"""Names, labels and metadata every RestateCluster child shares."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from services.builders.common import MANAGED_BY, owner_reference, user_annotations
+
+Obj = dict[str, Any]
+PORTS = {"ingress": 8080, "admin": 9070, "node": 5122}
+
+
+def mandatory_labels(rsc: Obj) -> dict[str, str]:
+    """What every child carries and every selector uses."""
+    return {"app.kubernetes.io/name": "restate", "app.kubernetes.io/instance": rsc["metadata"]["name"]}
+
+
+def namespace_of(rsc: Obj) -> str:
+    return str(rsc["metadata"]["name"])
+
+
+def metadata(rsc: Obj, name: str, *, namespaced: bool = True, annotations: dict[str, str] | None = None) -> Obj:
+    """CR labels and annotations (minus kubectl's bookkeeping), our labels, and the owner reference."""
+    meta: Obj = {
+        "name": name,
+        "labels": {**(rsc["metadata"].get("labels") or {}), **mandatory_labels(rsc), **MANAGED_BY},
+        "annotations": {**user_annotations(rsc), **(annotations or {})},
+        "ownerReferences": [owner_reference(rsc)],
+    }
+    if namespaced:
+        meta["namespace"] = namespace_of(rsc)
+    return meta
+
+
+def config_hash(config: str) -> str:
+    """Short content hash naming the ConfigMap, so a config change rolls the pods."""
+    digest = hashlib.sha256(config.encode()).digest()
+    return format(int.from_bytes(digest[:4], "little"), "x")

@@ -1,0 +1,221 @@
+"""RestateCluster: a namespace of its own with the Restate nodes, their config, Services and policies.
+
+One pass: validate the spec (pure; a bad spec is Degraded with the reason, nothing applied) →
+namespace (a pre-existing one we do not own is used as is, never changed or deleted) → network
+policies → ServiceAccount, ConfigMap, Services, PodDisruptionBudget → volume expansion → StatefulSet
+→ readiness. Scale-downs are not applied silently: Restate nodes must be decommissioned first, so
+the operator keeps the current size and says so until `restate.dev/allow-scale-down: "true"`.
+Not yet: auto-provisioning and the AWS/GCP identity integrations (reported, never faked).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+from services.builders.cluster import compute, network_policies
+from services.builders.cluster.common import config_hash, mandatory_labels, namespace_of
+from services.clients.kube import RESOURCES, Obj
+from services.reconcilers.framework import Kind, Outcome, StepFailed, Steps
+
+FINALIZER = "clusters.restate.dev"
+ALLOW_SCALE_DOWN = "restate.dev/allow-scale-down"
+STORAGE_MANAGER = "restate-operator/storage"
+NOT_READY_RECHECK_SECONDS = 60.0
+
+
+def validate(rsc: Obj, steps: Steps) -> None:
+    """Raise a permanent failure for specs no StatefulSet could run."""
+    try:
+        tomllib.loads(rsc["spec"].get("config") or "")
+        compute.statefulset(rsc, steps.deps.settings, replicas=1)
+    except tomllib.TOMLDecodeError as exc:
+        raise StepFailed(
+            "validate spec.config", f"the Restate config is not valid TOML: {exc}", permanent=True
+        ) from exc
+    except compute.InvalidCluster as exc:
+        raise StepFailed("validate spec.compute", str(exc), permanent=True, error="Invalid") from exc
+
+
+# --- journaled actions ---
+
+
+async def namespace_owner(steps: Steps, name: str) -> dict[str, Any]:
+    """{exists, owners}: the uids of the namespace's controllers, to tell ours from a pre-existing one."""
+    found = await (await steps.kube()).get(RESOURCES["Namespace"], name)
+    if found is None:
+        return {"exists": False, "owners": []}
+    return {"exists": True, "owners": [r.get("uid") for r in found["metadata"].get("ownerReferences") or []]}
+
+
+async def delete_policies(steps: Steps, namespace: str, names: list[str]) -> int:
+    kube = await steps.kube()
+    return sum([await kube.delete(RESOURCES["NetworkPolicy"], name, namespace) for name in names])
+
+
+async def secret_keys(steps: Steps, namespace: str, name: str) -> list[str] | None:
+    """A Secret's key names (never its values, which must not land in the journal), or None."""
+    secret = await (await steps.kube()).get(RESOURCES["Secret"], name, namespace)
+    return None if secret is None else sorted(secret.get("data") or {})
+
+
+async def current_statefulset(steps: Steps, namespace: str) -> dict[str, Any] | None:
+    sts = await (await steps.kube()).get(RESOURCES["StatefulSet"], "restate", namespace)
+    if sts is None:
+        return None
+    claim = (sts["spec"].get("volumeClaimTemplates") or [{}])[0].get("spec") or {}
+    status = sts.get("status") or {}
+    return {
+        "uid": sts["metadata"]["uid"],
+        "replicas": sts["spec"].get("replicas", 1),
+        "storage": (claim.get("resources") or {}).get("requests", {}).get("storage"),
+        "vac": claim.get("volumeAttributesClassName"),
+        "status_replicas": status.get("replicas", 0),
+        "ready": status.get("readyReplicas", 0),
+        "updated": status.get("updatedReplicas", 0),
+        "observed": status.get("observedGeneration", 0) >= sts["metadata"].get("generation", 0),
+    }
+
+
+async def expand_volumes(steps: Steps, rsc: Obj) -> list[str]:
+    """Grow every node's claim to the requested size; returns the claims not bound yet."""
+    kube, namespace, storage = await steps.kube(), namespace_of(rsc), rsc["spec"]["storage"]
+    selector = ",".join(f"{k}={v}" for k, v in mandatory_labels(rsc).items())
+    claims = await kube.list(RESOURCES["PersistentVolumeClaim"], namespace, label_selector=selector)
+    unbound = []
+    for claim in claims["items"]:
+        spec: Obj = {"resources": {"requests": {"storage": str(storage["storageRequestBytes"])}}}
+        if storage.get("volumeAttributesClassName"):
+            spec["volumeAttributesClassName"] = storage["volumeAttributesClassName"]
+        patch = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim["metadata"]["name"], "namespace": namespace},
+            "spec": spec,
+        }
+        await kube.apply(patch, field_manager=STORAGE_MANAGER)
+        if (claim.get("status") or {}).get("phase") != "Bound":
+            unbound.append(claim["metadata"]["name"])
+    return unbound
+
+
+async def orphan_statefulset(steps: Steps, namespace: str) -> None:
+    """Delete the StatefulSet but keep its pods: its claim template can only change by re-creation."""
+    await (await steps.kube()).delete(RESOURCES["StatefulSet"], "restate", namespace, propagation="Orphan")
+
+
+# --- the pass ---
+
+
+async def converge(steps: Steps, rsc: Obj) -> Outcome:
+    settings, spec, name = steps.deps.settings, rsc["spec"], rsc["metadata"]["name"]
+    namespace = namespace_of(rsc)
+    validate(rsc, steps)
+
+    owner = await steps.run(f"get Namespace {namespace}", namespace_owner, steps, namespace)
+    if not owner["exists"] or rsc["metadata"]["uid"] in owner["owners"]:
+        await steps.apply(compute.namespace(rsc))
+
+    security = spec.get("security") or {}
+    if security.get("disableNetworkPolicies"):
+        names = [*network_policies.NAMES, *network_policies.LEGACY_NAMES]
+        await steps.run("delete NetworkPolicies", delete_policies, steps, namespace, names)
+    else:
+        for policy in network_policies.network_policies(rsc, settings):
+            await steps.apply(policy)
+        await steps.run(
+            "delete legacy NetworkPolicies", delete_policies, steps, namespace, list(network_policies.LEGACY_NAMES)
+        )
+
+    if secret := (security.get("requestSigningPrivateKey") or {}).get("secret"):
+        keys = await steps.run(
+            f"check Secret {secret['secretName']}", secret_keys, steps, namespace, secret["secretName"]
+        )
+        if keys is None or secret["key"] not in keys:
+            what = "does not exist" if keys is None else f"has no key {secret['key']}"
+            message = f"request signing key: Secret {namespace}/{secret['secretName']} {what}"
+            raise StepFailed("check request signing key", message, permanent=True, error="NotFound")
+    if provider_class := compute.secret_provider_class(rsc):
+        await steps.apply(provider_class)
+
+    for child in (
+        compute.service_account(rsc),
+        compute.config_map(rsc),
+        compute.service(rsc),
+        compute.headless_service(rsc),
+        compute.pod_disruption_budget(rsc),
+    ):
+        await steps.apply(child)
+
+    current = await steps.run("get StatefulSet restate", current_statefulset, steps, namespace)
+    unbound = await steps.run("expand volumes", expand_volumes, steps, rsc)
+    desired_storage = str(spec["storage"]["storageRequestBytes"])
+    if current and (
+        current["storage"] != desired_storage or current["vac"] != spec["storage"].get("volumeAttributesClassName")
+    ):
+        await steps.run("re-create StatefulSet for its claim template", orphan_statefulset, steps, namespace)
+        current = None
+
+    wanted = spec["compute"].get("replicas", 1)
+    replicas, scale_down_blocked = wanted, False
+    allowed = (rsc["metadata"].get("annotations") or {}).get(ALLOW_SCALE_DOWN) == "true"
+    if current and wanted < current["replicas"] and not allowed:
+        replicas, scale_down_blocked = current["replicas"], True
+    applied = await steps.apply(compute.statefulset(rsc, settings, replicas=replicas))
+
+    status: dict[str, Any] = {
+        "replicas": (applied.get("status") or {}).get("replicas", 0),
+        "readyReplicas": (applied.get("status") or {}).get("readyReplicas", 0),
+        "configHash": config_hash(spec.get("config") or ""),
+    }
+    if (rsc.get("status") or {}).get("provisioned"):
+        status["provisioned"] = True
+    if scale_down_blocked:
+        return Outcome(
+            ready=False,
+            reason="ScaleDownBlocked",
+            message=(
+                f"spec.compute.replicas is {wanted} but {replicas} nodes run: removing Restate nodes needs them "
+                f"decommissioned first (restatectl). Then annotate: kubectl annotate rsc {name} {ALLOW_SCALE_DOWN}=true"
+            ),
+            status=status,
+        )
+    if unbound:
+        return Outcome(
+            ready=False,
+            reason="PersistentVolumeClaimNotBound",
+            message=f"PersistentVolumeClaim {unbound[0]} is not yet bound to a volume",
+            requeue_after=NOT_READY_RECHECK_SECONDS,
+            status=status,
+        )
+    sts_status = applied.get("status") or {}
+    if sts_status.get("replicas", 0) != replicas or sts_status.get("readyReplicas", 0) < replicas:
+        return Outcome(
+            ready=False,
+            reason="StatefulSetNotReady",
+            message=f"{sts_status.get('readyReplicas', 0)}/{replicas} Restate nodes ready",
+            requeue_after=NOT_READY_RECHECK_SECONDS,
+            status=status,
+        )
+    if (spec.get("cluster") or {}).get("autoProvision") and not status.get("provisioned"):
+        return Outcome(
+            ready=False,
+            reason="ProvisioningNotSupported",
+            message="cluster.autoProvision is not implemented by this operator yet; provision with restatectl",
+            status=status,
+        )
+    return Outcome(ready=True, reason="Reconciled", message=f"{replicas}/{replicas} Restate nodes ready", status=status)
+
+
+async def finalize(steps: Steps, rsc: Obj) -> Outcome:
+    """Children (and an owned namespace) are garbage-collected; a pre-existing namespace stays."""
+    return Outcome(ready=True, reason="Deleted", message="children are garbage-collected")
+
+
+KIND = Kind(
+    resource=RESOURCES["RestateCluster"],
+    controller="restatecluster",
+    finalizer=FINALIZER,
+    converge=converge,
+    finalize=finalize,
+)
