@@ -5,7 +5,9 @@ namespace (a pre-existing one we do not own is used as is, never changed or dele
 policies → ServiceAccount, ConfigMap, Services, PodDisruptionBudget → volume expansion → StatefulSet
 → readiness. Scale-downs are not applied silently: Restate nodes must be decommissioned first, so
 the operator keeps the current size and says so until `restate.dev/allow-scale-down: "true"`.
-Not yet: auto-provisioning and the AWS/GCP identity integrations (reported, never faked).
+With `cluster.autoProvision`, once pod restate-0 runs, the operator provisions the cluster through
+the node gRPC API, after checking that the nodes will not provision themselves (split brain).
+Not yet: the AWS/GCP identity integrations.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from services.builders.cluster import compute, network_policies
 from services.builders.cluster.common import config_hash, mandatory_labels, namespace_of
+from services.clients import node_ctl
 from services.clients.kube import RESOURCES, Obj
 from services.reconcilers.framework import Kind, Outcome, StepFailed, Steps
 
@@ -37,7 +40,21 @@ def validate(rsc: Obj, steps: Steps) -> None:
         raise StepFailed("validate spec.compute", str(exc), permanent=True, error="Invalid") from exc
 
 
+def self_provisioning_disabled(rsc: Obj) -> bool:
+    """Auto-provisioning by the operator is only safe when the nodes will not provision themselves."""
+    for entry in rsc["spec"]["compute"].get("env") or []:
+        if entry["name"] == "RESTATE_AUTO_PROVISION" and "value" in entry:
+            return str(entry["value"]).lower() == "false"
+    config = tomllib.loads(rsc["spec"].get("config") or "")
+    return config.get("auto-provision") is False
+
+
 # --- journaled actions ---
+
+
+async def pod_phase(steps: Steps, namespace: str, name: str) -> str | None:
+    pod = await (await steps.kube()).get(RESOURCES["Pod"], name, namespace)
+    return None if pod is None else str((pod.get("status") or {}).get("phase"))
 
 
 async def namespace_owner(steps: Steps, name: str) -> dict[str, Any]:
@@ -170,6 +187,13 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
     }
     if (rsc.get("status") or {}).get("provisioned"):
         status["provisioned"] = True
+    elif (spec.get("cluster") or {}).get("autoProvision"):
+        waiting = await _provision(steps, rsc, namespace)
+        if waiting:
+            return Outcome(
+                ready=False, reason="ProvisioningPodNotRunning", message=waiting, requeue_after=5.0, status=status
+            )
+        status["provisioned"] = True
     if scale_down_blocked:
         return Outcome(
             ready=False,
@@ -197,14 +221,25 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
             requeue_after=NOT_READY_RECHECK_SECONDS,
             status=status,
         )
-    if (spec.get("cluster") or {}).get("autoProvision") and not status.get("provisioned"):
-        return Outcome(
-            ready=False,
-            reason="ProvisioningNotSupported",
-            message="cluster.autoProvision is not implemented by this operator yet; provision with restatectl",
-            status=status,
-        )
     return Outcome(ready=True, reason="Reconciled", message=f"{replicas}/{replicas} Restate nodes ready", status=status)
+
+
+async def _provision(steps: Steps, rsc: Obj, namespace: str) -> str | None:
+    """Provision through restate-0; returns what it waits for, or None once provisioned."""
+    if not self_provisioning_disabled(rsc):
+        raise StepFailed(
+            "check auto-provisioning",
+            "cluster.autoProvision needs the nodes not to provision themselves: set `auto-provision = false` in "
+            "spec.config, or env RESTATE_AUTO_PROVISION=false in spec.compute.env",
+            permanent=True,
+            error="Invalid",
+        )
+    phase = await steps.run("get Pod restate-0", pod_phase, steps, namespace, "restate-0")
+    if phase != "Running":
+        return f"waiting for pod restate-0 to run before provisioning (phase {phase or 'absent'})"
+    address = f"restate-0.restate-cluster.{namespace}.svc.{steps.deps.settings.cluster_dns}:5122"
+    await steps.run("provision cluster", node_ctl.provision, address)
+    return None
 
 
 async def finalize(steps: Steps, rsc: Obj) -> Outcome:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 
 HELLO_IMAGE = "restate-operator.local/examples/hello:0.1"
+# Pods of these run a real restate-server (see pod_runner.restate_launch): RestateCluster nodes.
+RESTATE_IMAGES = {"docker.io/restatedev/restate:1.7.12"}
 VERSIONED_IMAGE = "restate-operator.local/examples/versioned"  # tags v1, v2, breaking
 
 IMAGES: dict[str, list[str]] = {

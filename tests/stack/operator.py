@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from tests.stack import procs, tools
+from tests.stack.restate_server import private_hosts_argv
 from tests.stack.stack import Stack
 
 OPERATOR_NAMESPACE = "restate-operator"
@@ -49,7 +50,8 @@ class Operator:
         self._starts += 1
         self.services = procs.start(
             f"services-{self._starts}",
-            [sys.executable, "-m", "services"],
+            # In the stack's DNS view, so it reaches RestateCluster pods by their Service names.
+            private_hosts_argv(self.stack.hosts_file, [sys.executable, "-m", "services"]),
             log_dir=self.stack.work / "logs",
             cwd=tools.REPO,
             env={

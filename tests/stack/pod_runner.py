@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from typing import Any
 
 from kubernetes_asyncio import client, config
 
-from tests.stack import hosts, images, procs
+from tests.stack import hosts, images, procs, tools
+from tests.stack.restate_server import private_hosts_argv
 from tests.stack.tools import REPO
 
 logger = logging.getLogger("pod-runner")
@@ -44,21 +46,42 @@ class PodPlan:
     argv: list[str]
     env: dict[str, str]
     port: int
+    restate_server: bool = False
+    config_map: str | None = None
 
 
-def plan_pod(pod: Obj, table: Mapping[str, list[str]]) -> PodPlan | None:
+_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def container_env(pod: Obj, container: Obj) -> dict[str, str]:
+    """Literal values and the downward API's name/namespace, with `$(VAR)` expanded as Kubernetes does."""
+    meta = pod["metadata"]
+    fields = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"]}
+    env: dict[str, str] = {}
+    for entry in container.get("env") or []:
+        if entry.get("value") is not None:
+            env[entry["name"]] = _REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), entry["value"])
+        elif (ref := ((entry.get("value_from") or {}).get("field_ref") or {}).get("field_path")) in fields:
+            env[entry["name"]] = fields[ref]
+    return env
+
+
+def plan_pod(pod: Obj, table: Mapping[str, list[str]], restate_images: set[str] | None = None) -> PodPlan | None:
     """The process to run for `pod`, or None when it is not ours to run (yet, or ever)."""
     meta, spec, status = pod["metadata"], pod["spec"], pod.get("status") or {}
     if meta.get("deletion_timestamp") or status.get("phase") != "Running" or not spec.get("node_name"):
         return None
+    key = (meta["namespace"], meta["name"], meta["uid"])
     for container in spec["containers"]:
+        if container["image"] in (restate_images or set()):
+            config = next((v["config_map"]["name"] for v in spec.get("volumes") or [] if v.get("config_map")), None)
+            return PodPlan(key, [str(tools.restate_server_bin())], container_env(pod, container), 9070, True, config)
         argv = table.get(container["image"])
         if argv is None:
             continue
         ports = container.get("ports") or []
-        env = {e["name"]: e["value"] for e in container.get("env") or [] if e.get("value") is not None}
         port = int(ports[0]["container_port"]) if ports else 9080
-        return PodPlan((meta["namespace"], meta["name"], meta["uid"]), list(argv), env, port)
+        return PodPlan(key, list(argv), container_env(pod, container), port)
     return None
 
 
@@ -86,7 +109,11 @@ def host_entries(services: Sequence[Obj], pods: Sequence[Obj], addresses: Mappin
     for pod in served:
         spec, ns = pod["spec"], pod["metadata"]["namespace"]
         if spec.get("hostname") and spec.get("subdomain"):
-            entries[f"{spec['hostname']}.{spec['subdomain']}.{ns}.svc.cluster.local"] = addresses[_key(pod)]
+            for host in (
+                f"{spec['hostname']}.{spec['subdomain']}.{ns}.svc.cluster.local",
+                f"{spec['hostname']}.{spec['subdomain']}",
+            ):  # as a pod would resolve it in its namespace
+                entries[host] = addresses[_key(pod)]
     return entries
 
 
@@ -117,27 +144,53 @@ class PodRunner:
     async def sync(self) -> None:
         pods = [p.to_dict() for p in (await self.api.list_pod_for_all_namespaces()).items]
         services = [s.to_dict() for s in (await self.api.list_service_for_all_namespaces()).items]
-        plans = {plan.key: plan for pod in pods if (plan := plan_pod(pod, images.IMAGES))}
+        plans = {plan.key: plan for pod in pods if (plan := plan_pod(pod, images.IMAGES, images.RESTATE_IMAGES))}
         for key in [k for k in self.running if k not in plans]:
             await self._stop(key)
         for key, plan in plans.items():
             current = self.running.get(key)
             if current is None:
-                self._start(plan, self.pool.take())
+                await self._start(plan, self.pool.take())
             elif not current[2].alive():
                 logger.warning("%s/%s exited (%s); restarting", key[0], key[1], current[2].popen.returncode)
-                self._start(plan, current[1])
+                await self._start(plan, current[1])
         addresses = {key: ip for key, (_, ip, _) in self.running.items()}
         if hosts.write_in_place(self.hosts_file, host_entries(services, pods, addresses)):
             logger.info("hosts file updated")
         self._write_state()
 
-    def _start(self, plan: PodPlan, ip: str) -> None:
+    async def _start(self, plan: PodPlan, ip: str) -> None:
         ns, name, _ = plan.key
         env = {**plan.env, "BIND_HOST": ip, "PORT": str(plan.port), "POD_NAME": name, "POD_NAMESPACE": ns}
-        process = procs.start(f"{ns}_{name}", plan.argv, log_dir=self.work / "pods", env=env, cwd=REPO)
+        argv = plan.argv
+        if plan.restate_server:
+            env.update(await self._restate_env(plan, ip))
+            argv = private_hosts_argv(self.hosts_file, argv)  # it must resolve its peers' pod names
+        process = procs.start(f"{ns}_{name}", argv, log_dir=self.work / "pods", env=env, cwd=REPO)
         logger.info("started %s/%s on %s:%d (pid %d)", ns, name, ip, plan.port, process.pid)
         self.running[plan.key] = (plan, ip, process)
+
+    async def _restate_env(self, plan: PodPlan, ip: str) -> dict[str, str]:
+        """What a kubelet would provide that a process here needs: the mounted config, a data dir, its own address."""
+        ns, name, _ = plan.key
+        home = self.work / "pods" / f"{ns}_{name}"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {
+            "RESTATE_BASE_DIR": str(home / "data"),
+            "RESTATE_LISTEN_MODE": "tcp",
+            "RESTATE_BIND_ADDRESS": f"{ip}:5122",
+            "RESTATE_INGRESS__BIND_ADDRESS": f"{ip}:8080",
+            "RESTATE_ADMIN__BIND_ADDRESS": f"{ip}:9070",
+            "RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE": "128 MB",
+            "RESTATE_DISABLE_TELEMETRY": "true",
+            "RESTATE_LOG_FORMAT": "pretty",
+            "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+        }
+        if plan.config_map:
+            config_map = await self.api.read_namespaced_config_map(plan.config_map, ns)
+            (home / "config.toml").write_text((config_map.data or {}).get("config.toml", ""))
+            env["RESTATE_CONFIG"] = str(home / "config.toml")
+        return env
 
     async def _stop(self, key: PodKey) -> None:
         _, ip, process = self.running.pop(key)

@@ -88,7 +88,37 @@ def test_service_resolves_to_first_selected_pod_with_a_process() -> None:
 def test_statefulset_pod_gets_its_stable_dns_name() -> None:
     pods = [pod("restate-0", hostname="restate-0", subdomain="restate-cluster")]
     entries = host_entries([], pods, {("ns", "restate-0", "uid-restate-0"): "127.9.0.7"})
-    assert entries == {"restate-0.restate-cluster.ns.svc.cluster.local": "127.9.0.7"}
+    assert entries == {
+        "restate-0.restate-cluster.ns.svc.cluster.local": "127.9.0.7",
+        "restate-0.restate-cluster": "127.9.0.7",
+    }
+
+
+def test_env_resolves_the_downward_api_and_expands_references() -> None:
+    candidate = pod("restate-0")
+    candidate["spec"]["containers"][0]["env"] = [
+        {"name": "POD_NAME", "value_from": {"field_ref": {"field_path": "metadata.name"}}},
+        {"name": "ZONE", "value_from": {"field_ref": {"field_path": "metadata.labels['zone']"}}},
+        {"name": "ADDRESS", "value": "http://$(POD_NAME).restate-cluster:5122"},
+        {"name": "UNKNOWN", "value": "$(NOPE)"},
+    ]
+    plan = plan_pod(candidate, TABLE)
+    assert plan is not None
+    assert plan.env == {
+        "POD_NAME": "restate-0",
+        "ADDRESS": "http://restate-0.restate-cluster:5122",
+        "UNKNOWN": "$(NOPE)",
+    }
+
+
+def test_restate_images_run_restate_server_with_their_config_map() -> None:
+    candidate = pod("restate-0", image="restate:1")
+    candidate["spec"]["volumes"] = [{"name": "config", "config_map": {"name": "restate-config-abc"}}]
+    plan = plan_pod(candidate, TABLE, {"restate:1"})
+    assert plan is not None
+    assert plan.restate_server
+    assert plan.config_map == "restate-config-abc"
+    assert plan.argv[0].endswith("restate-server")
 
 
 def test_hosts_file_is_rewritten_in_place_and_keeps_the_base(tmp_path) -> None:
