@@ -33,6 +33,12 @@ class Settings(BaseModel):
     operator_label_value: str | None = None
     """OPERATOR_LABEL_VALUE: that label's value; without both, no operator peer is added."""
 
+    aws_pod_identity_association_cluster: str | None = None
+    """AWS_POD_IDENTITY_ASSOCIATION_CLUSTER: the EKS cluster name; enables PodIdentityAssociations (needs ACK)."""
+
+    gcp_workload_identity: bool = False
+    """GCP_WORKLOAD_IDENTITY: manage IAMPolicyMembers for GCP Workload Identity (needs Config Connector)."""
+
     kubeconfig: str | None = None
     """KUBECONFIG: a kubeconfig file; unset means in-cluster (or ~/.kube/config outside a cluster)."""
 
@@ -69,6 +75,8 @@ class Settings(BaseModel):
             "cluster_dns": env.get("CLUSTER_DNS"),
             "tunnel_client_default_image": env.get("OPERATOR_TUNNEL_CLIENT_DEFAULT_IMAGE"),
             "kubeconfig": env.get("KUBECONFIG"),
+            "aws_pod_identity_association_cluster": env.get("AWS_POD_IDENTITY_ASSOCIATION_CLUSTER"),
+            "gcp_workload_identity": env.get("GCP_WORKLOAD_IDENTITY"),
             "canary_image": env.get("CANARY_IMAGE"),
             "operator_label_name": env.get("OPERATOR_LABEL_NAME"),
             "operator_label_value": env.get("OPERATOR_LABEL_VALUE"),

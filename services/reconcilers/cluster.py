@@ -7,7 +7,8 @@ policies → ServiceAccount, ConfigMap, Services, PodDisruptionBudget → volume
 the operator keeps the current size and says so until `restate.dev/allow-scale-down: "true"`.
 With `cluster.autoProvision`, once pod restate-0 runs, the operator provisions the cluster through
 the node gRPC API, after checking that the nodes will not provision themselves (split brain).
-Not yet: the AWS/GCP identity integrations.
+AWS Pod Identity, security groups and GCP Workload Identity are applied when enabled (operator
+setting and spec), each checked by a canary Job before the cluster counts as Ready.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import tomllib
 from typing import Any
 
-from services.builders.cluster import compute, network_policies
+from services.builders.cluster import compute, identity, network_policies
 from services.builders.cluster.common import config_hash, mandatory_labels, namespace_of
 from services.clients import node_ctl
 from services.clients.kube import RESOURCES, Obj
@@ -135,7 +136,7 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
 
     security = spec.get("security") or {}
     if security.get("disableNetworkPolicies"):
-        names = [*network_policies.NAMES, *network_policies.LEGACY_NAMES]
+        names = [*network_policies.NAMES, *network_policies.LEGACY_NAMES, identity.PIA_EGRESS_POLICY]
         await steps.run("delete NetworkPolicies", delete_policies, steps, namespace, names)
     else:
         for policy in network_policies.network_policies(rsc, settings):
@@ -155,13 +156,15 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
     if provider_class := compute.secret_provider_class(rsc):
         await steps.apply(provider_class)
 
-    for child in (
-        compute.service_account(rsc),
-        compute.config_map(rsc),
-        compute.service(rsc),
-        compute.headless_service(rsc),
-        compute.pod_disruption_budget(rsc),
-    ):
+    for child in (compute.service_account(rsc), compute.config_map(rsc)):
+        await steps.apply(child)
+    identity_wait = await _identities(steps, rsc)
+    if identity_wait:
+        # Pods created before their identity works would start without credentials: wait first.
+        reason, message = identity_wait
+        kept = {**_previous_counts(rsc), "configHash": config_hash(spec.get("config") or "")}
+        return Outcome(ready=False, reason=reason, message=message, requeue_after=10.0, status=kept)
+    for child in (compute.service(rsc), compute.headless_service(rsc), compute.pod_disruption_budget(rsc)):
         await steps.apply(child)
 
     current = await steps.run("get StatefulSet restate", current_statefulset, steps, namespace)
@@ -222,6 +225,91 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
             status=status,
         )
     return Outcome(ready=True, reason="Reconciled", message=f"{replicas}/{replicas} Restate nodes ready", status=status)
+
+
+async def delete_objects(steps: Steps, namespace: str, objects: list[tuple[str, str]]) -> None:
+    """Delete (kind, name) pairs; absent objects, or kinds whose CRD is not installed, are fine."""
+    kube = await steps.kube()
+    for kind, name in objects:
+        await kube.delete(RESOURCES[kind], name, namespace)
+
+
+async def _apply_third_party(steps: Steps, obj: Obj, installs: str) -> Obj:
+    try:
+        return await steps.apply(obj)
+    except StepFailed as failure:
+        if failure.error == "NotFound":
+            message = f"{obj['kind']} ({obj['apiVersion']}) is not served: install {installs}, or unset the field"
+            raise StepFailed(f"apply {obj['kind']}", message, permanent=True, error="NotFound") from failure
+        raise
+
+
+def _condition(obj: Obj, type_: str) -> str | None:
+    found = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == type_), None)
+    return None if found is None else str(found.get("status"))
+
+
+async def _canary(steps: Steps, rsc: Obj, name: str, script: str, prefix: str) -> tuple[str, str] | None:
+    """Run the canary Job; None once it completed, else (reason, message)."""
+    namespace = namespace_of(rsc)
+    job = await steps.apply(identity.canary_job(rsc, steps.deps.settings, name, script))
+    if _condition(job, "Complete") == "True":
+        return None
+    if _condition(job, "Failed") == "True":
+        await steps.run(f"delete Job {name}", delete_objects, steps, namespace, [("Job", name)])
+        return f"{prefix}CanaryFailed", f"canary Job {name} failed: the pods' cloud identity does not work yet"
+    return f"{prefix}CanaryPending", f"waiting for canary Job {name} to check the pods' cloud identity"
+
+
+async def _identities(steps: Steps, rsc: Obj) -> tuple[str, str] | None:
+    """AWS Pod Identity, security groups and GCP Workload Identity; returns what it waits for, if anything."""
+    settings, namespace = steps.deps.settings, namespace_of(rsc)
+    network_policies_on = not (rsc["spec"].get("security") or {}).get("disableNetworkPolicies")
+    waiting: tuple[str, str] | None = None
+    role = identity.pia_role(rsc, settings)
+    if role:
+        association = identity.pod_identity_association(rsc, settings, role)
+        pia = await _apply_third_party(steps, association, "the AWS ACK EKS controller")
+        if network_policies_on:
+            await steps.apply(identity.pia_egress_policy(rsc))
+        if _condition(pia, "ACK.ResourceSynced") != "True":
+            waiting = (
+                "PodIdentityAssociationNotSynced",
+                "waiting for the AWS ACK controller to sync PodIdentityAssociation restate",
+            )
+        else:
+            waiting = await _canary(steps, rsc, identity.PIA_CANARY, identity.PIA_SCRIPT, "PodIdentityAssociation")
+    else:
+        stale = [("NetworkPolicy", identity.PIA_EGRESS_POLICY)]
+        if settings.aws_pod_identity_association_cluster:
+            stale += [("PodIdentityAssociation", "restate"), ("Job", identity.PIA_CANARY)]
+        await steps.run("delete Pod Identity objects", delete_objects, steps, namespace, stale)
+    if groups := identity.security_groups(rsc):
+        await _apply_third_party(steps, identity.security_group_policy(rsc, groups), "the AWS VPC resource controller")
+    else:
+        await steps.run(
+            "delete SecurityGroupPolicy", delete_objects, steps, namespace, [("SecurityGroupPolicy", "restate")]
+        )
+    email = identity.gcp_service_account(rsc, settings)
+    if email:
+        try:
+            member = identity.iam_policy_member(rsc, email)
+        except ValueError as exc:
+            raise StepFailed("GCP Workload Identity", str(exc), permanent=True, error="Invalid") from exc
+        applied = await _apply_third_party(steps, member, "Config Connector")
+        if _condition(applied, "Ready") != "True":
+            waiting = waiting or ("IAMPolicyMemberNotReady", "waiting for Config Connector to apply IAMPolicyMember")
+        else:
+            waiting = waiting or await _canary(steps, rsc, identity.WI_CANARY, identity.WI_SCRIPT, "WorkloadIdentity")
+    elif settings.gcp_workload_identity:
+        stale = [("IAMPolicyMember", "restate-workload-identity"), ("Job", identity.WI_CANARY)]
+        await steps.run("delete Workload Identity objects", delete_objects, steps, namespace, stale)
+    return waiting
+
+
+def _previous_counts(rsc: Obj) -> dict[str, Any]:
+    previous = rsc.get("status") or {}
+    return {k: previous[k] for k in ("replicas", "readyReplicas", "provisioned") if k in previous}
 
 
 async def _provision(steps: Steps, rsc: Obj, namespace: str) -> str | None:

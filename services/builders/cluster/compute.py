@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
+from services.builders.cluster import identity
 from services.builders.cluster.common import PORTS, Obj, config_hash, mandatory_labels, metadata, namespace_of
 from services.settings import Settings
 
@@ -283,7 +284,9 @@ def statefulset(rsc: Obj, settings: Settings, *, replicas: int) -> Obj:
         if compute.get(source) is not None:
             pod[target] = compute[source]
     meta = metadata(rsc, "restate")
-    internal = {"restate.dev/trusted-ca-certs": ca_reference} if ca_reference else {}
+    internal = identity.pod_annotations(rsc, settings)
+    if ca_reference:
+        internal["restate.dev/trusted-ca-certs"] = ca_reference
     claim: Obj = {
         "metadata": {"name": STORAGE, "labels": mandatory_labels(rsc)},
         "spec": {

@@ -19,7 +19,7 @@ NAMES = (
     "allow-admin-access",
     "allow-metrics-access",
 )
-LEGACY_NAMES = ("allow-egress-to-kube-dns", "allow-restate-egress-to-aws-pod-identity")
+LEGACY_NAMES = ("allow-egress-to-kube-dns",)
 
 
 def _policy(rsc: Obj, name: str, types: list[str], **rules: list[Obj]) -> Obj:
