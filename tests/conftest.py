@@ -40,7 +40,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def operator(stack: Stack) -> Iterator[Operator]:
     """services and watcher as real processes, registered with the stack's restate-server."""
-    op = Operator(stack)
+    # Cloud identity integrations on, against minimal third-party CRDs (tests/integration/test_cluster_identity.py).
+    op = Operator(
+        stack, services_env={"AWS_POD_IDENTITY_ASSOCIATION_CLUSTER": "eks-test", "GCP_WORKLOAD_IDENTITY": "true"}
+    )
     try:
         op.start()
         yield op

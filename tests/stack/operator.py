@@ -28,6 +28,7 @@ class Operator:
     services: procs.Process | None = None
     watchers: list[procs.Process] = field(default_factory=list)
     watcher_probe_ports: list[int] = field(default_factory=list)
+    services_env: dict[str, str] = field(default_factory=dict)
     _starts: int = 0
 
     @property
@@ -60,6 +61,7 @@ class Operator:
                 "PROBES_BIND": f"127.0.0.1:{self.services_probes_port}",
                 "OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
                 "SHUTDOWN_GRACE_SECONDS": "2",
+                **self.services_env,
                 **env,
             },
         )
