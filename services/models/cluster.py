@@ -229,6 +229,15 @@ class RestateClusterSpec(Model):
     security: Security | None = Field(default=None, description="Network policies, identities and keys.")
 
 
+class ProvisionedConfiguration(Model):
+    """What the cluster was provisioned with (fixed afterwards), as Restate reported it."""
+
+    num_partitions: int | None = Field(default=None, description="Number of partitions.")
+    partition_replication: str | None = Field(default=None, description="Replication of partition processors.")
+    log_provider: str | None = Field(default=None, description="Bifrost log provider.")
+    log_replication: str | None = Field(default=None, description="Replication of the log.")
+
+
 class RestateClusterStatus(Model):
     conditions: list[Condition] | None = Field(
         default=None,
@@ -240,6 +249,9 @@ class RestateClusterStatus(Model):
     replicas: int | None = Field(default=None, description="Restate pods that exist.")
     ready_replicas: int | None = Field(default=None, description="Restate pods that are ready.")
     config_hash: str | None = Field(default=None, description="Hash of the configuration the pods run with.")
+    provisioned_configuration: ProvisionedConfiguration | None = Field(
+        default=None, description="What the operator provisioned the cluster with; compared with spec.config."
+    )
 
 
 class RestateCluster(Model):

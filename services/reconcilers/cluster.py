@@ -13,6 +13,7 @@ setting and spec), each checked by a canary Job before the cluster counts as Rea
 
 from __future__ import annotations
 
+import re
 import tomllib
 from typing import Any
 
@@ -188,15 +189,22 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
         "readyReplicas": (applied.get("status") or {}).get("readyReplicas", 0),
         "configHash": config_hash(spec.get("config") or ""),
     }
-    if (rsc.get("status") or {}).get("provisioned"):
+    previous = _previous_counts(rsc)
+    if previous.get("provisioned"):
         status["provisioned"] = True
+        if "provisionedConfiguration" in previous:
+            status["provisionedConfiguration"] = previous["provisionedConfiguration"]
     elif (spec.get("cluster") or {}).get("autoProvision"):
-        waiting = await _provision(steps, rsc, namespace)
+        waiting, provisioned = await _provision(steps, rsc, namespace)
         if waiting:
             return Outcome(
                 ready=False, reason="ProvisioningPodNotRunning", message=waiting, requeue_after=5.0, status=status
             )
         status["provisioned"] = True
+        if provisioned:
+            status["provisionedConfiguration"] = provisioned
+    drift = drift_condition({**rsc, "status": status})
+    extra = [drift] if drift else []
     if scale_down_blocked:
         return Outcome(
             ready=False,
@@ -206,6 +214,7 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
                 f"decommissioned first (restatectl). Then annotate: kubectl annotate rsc {name} {ALLOW_SCALE_DOWN}=true"
             ),
             status=status,
+            conditions=extra,
         )
     if unbound:
         return Outcome(
@@ -214,6 +223,7 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
             message=f"PersistentVolumeClaim {unbound[0]} is not yet bound to a volume",
             requeue_after=NOT_READY_RECHECK_SECONDS,
             status=status,
+            conditions=extra,
         )
     sts_status = applied.get("status") or {}
     if sts_status.get("replicas", 0) != replicas or sts_status.get("readyReplicas", 0) < replicas:
@@ -223,8 +233,15 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
             message=f"{sts_status.get('readyReplicas', 0)}/{replicas} Restate nodes ready",
             requeue_after=NOT_READY_RECHECK_SECONDS,
             status=status,
+            conditions=extra,
         )
-    return Outcome(ready=True, reason="Reconciled", message=f"{replicas}/{replicas} Restate nodes ready", status=status)
+    return Outcome(
+        ready=True,
+        reason="Reconciled",
+        message=f"{replicas}/{replicas} Restate nodes ready",
+        status=status,
+        conditions=extra,
+    )
 
 
 async def delete_objects(steps: Steps, namespace: str, objects: list[tuple[str, str]]) -> None:
@@ -309,11 +326,43 @@ async def _identities(steps: Steps, rsc: Obj) -> tuple[str, str] | None:
 
 def _previous_counts(rsc: Obj) -> dict[str, Any]:
     previous = rsc.get("status") or {}
-    return {k: previous[k] for k in ("replicas", "readyReplicas", "provisioned") if k in previous}
+    keep = ("replicas", "readyReplicas", "provisioned", "provisionedConfiguration")
+    return {k: previous[k] for k in keep if k in previous}
 
 
-async def _provision(steps: Steps, rsc: Obj, namespace: str) -> str | None:
-    """Provision through restate-0; returns what it waits for, or None once provisioned."""
+def config_drift(config: str, provisioned: dict[str, Any]) -> list[str]:
+    """What spec.config asks for that the provisioned cluster does not have (fixed at provisioning)."""
+    wanted = tomllib.loads(config or "")
+    drift = []
+    partitions = wanted.get("default-num-partitions")
+    if partitions is not None and provisioned.get("numPartitions") not in (None, partitions):
+        drift.append(f"default-num-partitions is {partitions} but the cluster has {provisioned['numPartitions']}")
+    replication = wanted.get("default-replication")
+    live = re.findall(r"\d+", str(provisioned.get("partitionReplication") or ""))
+    if isinstance(replication, int) and len(live) == 1 and int(live[0]) != replication:
+        drift.append(
+            f"default-replication is {replication} but partitions are replicated {provisioned['partitionReplication']}"
+        )
+    return drift
+
+
+def drift_condition(rsc: Obj) -> dict[str, Any] | None:
+    provisioned = (rsc.get("status") or {}).get("provisionedConfiguration")
+    if not provisioned:
+        return None
+    drift = config_drift(rsc["spec"].get("config") or "", provisioned)
+    if not drift:
+        return {"type": "ConfigDrift", "status": "False", "reason": "AsProvisioned", "message": ""}
+    return {
+        "type": "ConfigDrift",
+        "status": "True",
+        "reason": "ConfigDrift",
+        "message": "; ".join(drift) + " (fixed when the cluster was provisioned; change it with restatectl)",
+    }
+
+
+async def _provision(steps: Steps, rsc: Obj, namespace: str) -> tuple[str | None, dict[str, Any]]:
+    """Provision through restate-0; returns (what it waits for, the provisioned configuration)."""
     if not self_provisioning_disabled(rsc):
         raise StepFailed(
             "check auto-provisioning",
@@ -324,10 +373,10 @@ async def _provision(steps: Steps, rsc: Obj, namespace: str) -> str | None:
         )
     phase = await steps.run("get Pod restate-0", pod_phase, steps, namespace, "restate-0")
     if phase != "Running":
-        return f"waiting for pod restate-0 to run before provisioning (phase {phase or 'absent'})"
+        return f"waiting for pod restate-0 to run before provisioning (phase {phase or 'absent'})", {}
     address = f"restate-0.restate-cluster.{namespace}.svc.{steps.deps.settings.cluster_dns}:5122"
-    await steps.run("provision cluster", node_ctl.provision, address)
-    return None
+    result = await steps.run("provision cluster", node_ctl.provision, address)
+    return None, result["configuration"]
 
 
 async def finalize(steps: Steps, rsc: Obj) -> Outcome:

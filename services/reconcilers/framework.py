@@ -81,6 +81,7 @@ class Outcome(BaseModel):
     message: str
     requeue_after: float | None = None
     status: dict[str, Any] = Field(default_factory=dict)
+    conditions: list[dict[str, Any]] = Field(default_factory=list)  # kind-specific, beside Ready/Progressing/Degraded
 
 
 class ObjectState(BaseModel):
@@ -418,6 +419,7 @@ async def _write_status(
             degraded or "",
             generation,
         ),
+        *({**c, "observedGeneration": generation} for c in outcome.conditions),
     ]
     previous = (obj.get("status") or {}).get("conditions")
     # A failed pass computed no status: keep what the last good pass observed (an apply without those

@@ -51,6 +51,8 @@ def test_cluster_is_provisioned_and_serves_a_deployment(
     apply(stack, spec)
     obj = wait_for(stack, cluster_name, "Ready", "True", timeout=120)
     assert obj["status"]["provisioned"] is True
+    assert obj["status"]["provisionedConfiguration"]["numPartitions"] == 2, "as Restate reported it"
+    assert condition(obj, "ConfigDrift")["status"] == "False"
     admin = f"http://{address_of(operator, f'restate.{cluster_name}.svc.cluster.local')}:9070"
     assert httpx.get(f"{admin}/health", timeout=10).status_code == 200, "restate-0 serves its admin API"
 
@@ -72,3 +74,22 @@ def test_cluster_is_provisioned_and_serves_a_deployment(
     assert answer.json() == "v1"
     registered = httpx.get(f"{admin}/deployments", timeout=10).json()["deployments"]
     assert [d["uri"] for d in registered] == [f"http://{rs_name}.{app_ns}.svc.cluster.local:9080/"]
+
+
+def test_config_drift_after_provisioning_is_reported(
+    operator: Operator, names: tuple[str, str], storage_class: str
+) -> None:
+    stack = operator.stack
+    cluster_name, _ = names
+    spec = cluster(
+        cluster_name,
+        storage_class,
+        cluster={"autoProvision": True},
+        config="auto-provision = false\ndefault-num-partitions = 2\n",
+    )
+    apply(stack, spec)
+    wait_for(stack, cluster_name, "Ready", "True", timeout=120)
+    spec["spec"]["config"] = "auto-provision = false\ndefault-num-partitions = 4\n"
+    apply(stack, spec)
+    obj = wait_for(stack, cluster_name, "ConfigDrift", "True", timeout=60)
+    assert "default-num-partitions is 4 but the cluster has 2" in condition(obj, "ConfigDrift")["message"]
