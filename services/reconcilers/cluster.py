@@ -155,7 +155,10 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
             message = f"request signing key: Secret {namespace}/{secret['secretName']} {what}"
             raise StepFailed("check request signing key", message, permanent=True, error="NotFound")
     if provider_class := compute.secret_provider_class(rsc):
-        await steps.apply(provider_class)
+        await _apply_third_party(steps, provider_class, "the Secrets Store CSI driver")
+    else:
+        stale = [("SecretProviderClass", compute.SIGNING_PROVIDER_CLASS)]
+        await steps.run("delete SecretProviderClass", delete_objects, steps, namespace, stale)
 
     for child in (compute.service_account(rsc), compute.config_map(rsc)):
         await steps.apply(child)
