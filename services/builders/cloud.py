@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.builders.common import MANAGED_BY, Obj, owner_reference, user_annotations
+from services.builders.common import MANAGED_BY, RESTRICTED_POD_SECURITY, Obj, owner_reference, user_annotations
 from services.models.cloud import RestateCloudEnvironment
 from services.settings import Settings
 
@@ -93,14 +93,7 @@ def tunnel_deployment(rce: Obj, settings: Settings) -> Obj:
     pod_spec: Obj = {
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 310,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "runAsGroup": 3000,
-            "fsGroup": 2000,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": dict(RESTRICTED_POD_SECURITY),
         "containers": [container],
         "volumes": [
             {

@@ -9,6 +9,17 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "restate-operator"}
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
+# Pods the operator runs itself: non-root with fixed ids, default seccomp.
+RESTRICTED_POD_SECURITY: Obj = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "runAsGroup": 3000,
+    "fsGroup": 2000,
+    "fsGroupChangePolicy": "OnRootMismatch",
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
 def owner_reference(owner: Obj) -> Obj:
     """A controller owner reference: children are garbage-collected with their owner."""
     return {

@@ -7,6 +7,7 @@ kind (ours included) goes through the same few verbs. Errors are translated to `
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import json
 import logging
@@ -174,6 +175,11 @@ class Kube:
         )
         metrics.KUBE_WRITES.labels(kind=res.kind, verb="apply-status" if subresource else "apply").inc()
         return applied
+
+    async def secret_keys(self, name: str, namespace: str) -> builtins.list[str] | None:
+        """A Secret's key names, or None when it does not exist; never its values (they must not be journaled)."""
+        secret = await self.get(RESOURCES["Secret"], name, namespace)
+        return None if secret is None else sorted((secret.get("data") or {}) | (secret.get("stringData") or {}))
 
     async def delete(
         self, res: Resource, name: str, namespace: str | None = None, *, propagation: str = "Background"

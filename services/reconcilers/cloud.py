@@ -15,13 +15,7 @@ async def converge(steps: Steps, rce: Obj) -> Outcome:
     deployment = await steps.apply(build.tunnel_deployment(rce, settings))
     await steps.apply(build.tunnel_service(rce, settings))
     secret_ref = rce["spec"]["authentication"]["secret"]
-    keys = await steps.run(
-        f"check Secret {settings.operator_namespace}/{secret_ref['name']}",
-        secret_keys,
-        steps,
-        secret_ref["name"],
-        settings.operator_namespace,
-    )
+    keys = await steps.secret_keys(secret_ref["name"], settings.operator_namespace)
     if keys is None:
         return Outcome(
             ready=False,
@@ -37,12 +31,6 @@ async def converge(steps: Steps, rce: Obj) -> Outcome:
             requeue_after=NOT_READY_RECHECK_SECONDS,
         )
     return tunnel_readiness(deployment, rce["spec"].get("tunnel", {}).get("replicas", 1))
-
-
-async def secret_keys(steps: Steps, name: str, namespace: str) -> list[str] | None:
-    """The Secret's key names, or None: never its values, which must not land in the journal."""
-    secret = await (await steps.kube()).get(RESOURCES["Secret"], name, namespace)
-    return None if secret is None else sorted((secret.get("data") or {}) | (secret.get("stringData") or {}))
 
 
 def tunnel_readiness(deployment: Obj, desired: int) -> Outcome:

@@ -72,12 +72,6 @@ async def delete_policies(steps: Steps, namespace: str, names: list[str]) -> int
     return sum([await kube.delete(RESOURCES["NetworkPolicy"], name, namespace) for name in names])
 
 
-async def secret_keys(steps: Steps, namespace: str, name: str) -> list[str] | None:
-    """A Secret's key names (never its values, which must not land in the journal), or None."""
-    secret = await (await steps.kube()).get(RESOURCES["Secret"], name, namespace)
-    return None if secret is None else sorted(secret.get("data") or {})
-
-
 async def current_statefulset(steps: Steps, namespace: str) -> dict[str, Any] | None:
     sts = await (await steps.kube()).get(RESOURCES["StatefulSet"], "restate", namespace)
     if sts is None:
@@ -147,9 +141,7 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
         )
 
     if secret := (security.get("requestSigningPrivateKey") or {}).get("secret"):
-        keys = await steps.run(
-            f"check Secret {secret['secretName']}", secret_keys, steps, namespace, secret["secretName"]
-        )
+        keys = await steps.secret_keys(secret["secretName"], namespace)
         if keys is None or secret["key"] not in keys:
             what = "does not exist" if keys is None else f"has no key {secret['key']}"
             message = f"request signing key: Secret {namespace}/{secret['secretName']} {what}"

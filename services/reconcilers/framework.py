@@ -177,6 +177,12 @@ class Steps:
 
         return await self.run(f"get {res.kind} {namespace + '/' if namespace else ''}{name}", get)
 
+    async def secret_keys(self, name: str, namespace: str) -> list[str] | None:
+        async def keys() -> list[str] | None:
+            return await (await self.kube()).secret_keys(name, namespace)
+
+        return await self.run(f"check Secret {namespace}/{name}", keys)
+
     async def pause(self) -> None:
         """A durable pause between steps when STEP_DELAY_SECONDS is set (fault-injection tests)."""
         delay = self.deps.settings.step_delay_seconds

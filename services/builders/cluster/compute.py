@@ -11,6 +11,7 @@ import hashlib
 
 from services.builders.cluster import identity
 from services.builders.cluster.common import PORTS, Obj, config_hash, mandatory_labels, metadata, namespace_of
+from services.builders.common import RESTRICTED_POD_SECURITY
 from services.settings import Settings
 
 STORAGE = "storage"
@@ -258,13 +259,7 @@ def statefulset(rsc: Obj, settings: Settings, *, replicas: int) -> Obj:
         "serviceAccountName": "restate",
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": compute.get("terminationGracePeriodSeconds", 60),
-        "securityContext": {
-            "runAsUser": 1000,
-            "runAsGroup": 3000,
-            "fsGroup": 2000,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": dict(RESTRICTED_POD_SECURITY),
         "containers": [container],
         "volumes": volumes,
     }
