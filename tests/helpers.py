@@ -107,3 +107,18 @@ def step_durable(rows: list[Obj], step_prefix: str) -> bool:
     """
     started = {int(r["index"]) for r in rows if str(r.get("name", "")).startswith(step_prefix)}
     return any(r.get("entry_type") == "Notification: Run" and int(r["index"]) - 1 in started for r in rows)
+
+
+def warning_events(stack: Stack, name: str) -> list[Obj]:
+    """Warning Events about an object of ours (cluster-scoped ones are recorded in namespace default)."""
+    listed = stack.control_plane.kubectl(
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        "default",
+        "-o",
+        "json",
+        f"--field-selector=regarding.name={name},type=Warning",
+    )
+    events: list[Obj] = json.loads(listed)["items"]
+    return events

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from services.builders.cluster.common import config_hash
-from tests.helpers import apply, condition, get
+from tests.helpers import apply, condition, get, warning_events
 from tests.stack import procs
 from tests.stack.operator import Operator
 from tests.stack.stack import Stack
@@ -295,17 +295,7 @@ def test_bad_spec_is_degraded_with_an_event_and_the_operator_stays_healthy(
     assert message.format(ns=ns) in condition(obj, "Degraded")["message"]
     assert condition(obj, "Ready")["status"] == "False"
     assert get(stack, "statefulset", "restate", ns) is None, "nothing half-applied"
-    events = json.loads(
-        stack.control_plane.kubectl(
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            "default",
-            "-o",
-            "json",
-            f"--field-selector=regarding.name={ns},type=Warning",
-        )
-    )["items"]
+    events = warning_events(stack, ns)
     assert len(events) == 1
     assert httpx.get(f"http://127.0.0.1:{operator.services_probes_port}/readyz", timeout=5).status_code == 200
 

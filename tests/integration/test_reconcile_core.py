@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import apply, condition, get, sql, step_durable
+from tests.helpers import apply, condition, get, sql, step_durable, warning_events
 from tests.stack import procs, tools
 from tests.stack.operator import OPERATOR_NAMESPACE, Operator
 from tests.stack.stack import Stack
@@ -143,17 +143,7 @@ def test_permanent_error_degrades_with_a_warning_event_and_no_retry_storm(operat
     obj = get(stack, "rce", name)
     assert condition(obj, "Ready")["status"] == "False"
     assert "must provide `dnsConfig` when `dnsPolicy` is None" in condition(obj, "Degraded")["message"]
-    events = json.loads(
-        stack.control_plane.kubectl(
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            "default",
-            "-o",
-            "json",
-            f"--field-selector=regarding.name={name},type=Warning",
-        )
-    )["items"]
+    events = warning_events(stack, name)
     assert [e["reason"] for e in events] == ["InvalidObject"]
     assert condition(obj, "Degraded")["reason"] == "InvalidObject"
     time.sleep(2)  # let the watcher's echo of our own finalizer write arrive (it is skipped)
