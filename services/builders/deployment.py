@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from services.builders.common import MANAGED_BY, Obj, owner_reference, user_annotations
-from services.models.deployment import RestateDeployment
 from services.settings import Settings
 
 HASH_LABEL = "pod-template-hash"
@@ -224,7 +223,3 @@ def admin_url(rsd: Obj, settings: Settings) -> str:
     if cluster := register.get("cluster"):
         return f"http://restate.{cluster}.svc.{settings.cluster_dns}:9070"
     raise UnsupportedTarget("register.cloud is not supported yet by this operator; use cluster, service or url")
-
-
-def model(rsd: Obj) -> RestateDeployment:
-    return RestateDeployment.model_validate(rsd)

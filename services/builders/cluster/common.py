@@ -8,7 +8,8 @@ from typing import Any
 from services.builders.common import MANAGED_BY, owner_reference, user_annotations
 
 Obj = dict[str, Any]
-PORTS = {"ingress": 8080, "admin": 9070, "node": 5122}
+# Named as upstream names them (the node port keeps its old name "metrics").
+PORTS = {"ingress": 8080, "admin": 9070, "metrics": 5122}
 
 
 def mandatory_labels(rsc: Obj) -> dict[str, str]:

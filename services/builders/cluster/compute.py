@@ -57,9 +57,8 @@ def service(rsc: Obj) -> Obj:
         "spec": {
             "selector": mandatory_labels(rsc),
             "ports": [
-                {"name": "ingress", "port": 8080, "targetPort": 8080, "protocol": "TCP", "appProtocol": H2C},
-                {"name": "admin", "port": 9070, "targetPort": 9070, "protocol": "TCP", "appProtocol": H2C},
-                {"name": "metrics", "port": 5122, "targetPort": 5122, "protocol": "TCP", "appProtocol": H2C},
+                {"name": name, "port": port, "targetPort": port, "protocol": "TCP", "appProtocol": H2C}
+                for name, port in PORTS.items()
             ],
         },
     }
@@ -243,9 +242,7 @@ def statefulset(rsc: Obj, settings: Settings, *, replicas: int) -> Obj:
     container: Obj = {
         "name": "restate",
         "image": compute["image"],
-        "ports": [
-            {"name": n if n != "node" else "metrics", "containerPort": p, "protocol": "TCP"} for n, p in PORTS.items()
-        ],
+        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
         "readinessProbe": {"httpGet": {"path": "/health", "port": 9070}, "initialDelaySeconds": 30},
         "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
         "env": [*_env(rsc), *sign_env, *ca_env],
