@@ -32,8 +32,7 @@ def names(operator: Operator) -> Iterator[tuple[str, str]]:
 
 
 def address_of(operator: Operator, host: str) -> str:
-    section = operator.stack.hosts_file.read_text().split(hosts.MARKER, 1)[1]
-    return next(line.split()[0] for line in section.splitlines() if line.split()[1:] == [host])
+    return hosts.entries(operator.stack.hosts_file)[host]
 
 
 def test_cluster_is_provisioned_and_serves_a_deployment(

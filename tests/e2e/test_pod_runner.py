@@ -44,12 +44,6 @@ def hello_objects(namespace: str) -> tuple[dict[str, object], dict[str, object]]
     return replica_set, service
 
 
-def managed_hosts(stack: Stack) -> dict[str, str]:
-    section = stack.hosts_file.read_text().split(hosts.MARKER, 1)
-    pairs = (line.split() for line in (section[1] if len(section) > 1 else "").splitlines() if line.strip())
-    return {name: ip for ip, name in pairs}
-
-
 async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
     stack: Stack, kube_api: client.ApiClient, namespace: str
 ) -> None:
@@ -60,7 +54,7 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
     host = f"hello.{namespace}.svc.cluster.local"
 
     async def resolvable() -> bool:
-        return host in managed_hosts(stack)
+        return host in hosts.entries(stack.hosts_file)
 
     await eventually(resolvable, within=60)
     uri = f"http://{host}:9080"
@@ -91,7 +85,7 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
     await apps.patch_namespaced_replica_set_scale("hello", namespace, {"spec": {"replicas": 0}})
 
     async def unresolvable() -> bool:
-        return host not in managed_hosts(stack)
+        return host not in hosts.entries(stack.hosts_file)
 
     await eventually(unresolvable, within=60)
     state = json.loads((stack.work / "pod-runner" / "state.json").read_text())

@@ -21,6 +21,13 @@ def base_of(content: str) -> str:
     return content.split(MARKER, 1)[0]
 
 
+def entries(path: Path) -> dict[str, str]:
+    """The managed section as host name -> address (what restate-server currently resolves)."""
+    _, _, section = path.read_text().partition(MARKER)
+    pairs = (line.split() for line in section.splitlines() if line.strip())
+    return {name: ip for ip, name in pairs}
+
+
 def write_in_place(path: Path, entries: dict[str, str]) -> bool:
     """Replace the managed section; returns whether the file changed."""
     current = path.read_text()

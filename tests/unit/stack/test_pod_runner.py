@@ -131,3 +131,11 @@ def test_hosts_file_is_rewritten_in_place_and_keeps_the_base(tmp_path) -> None:
     assert hosts.write_in_place(path, {})
     assert path.read_text() == f"127.0.0.1 localhost\n{hosts.MARKER}\n"
     assert path.stat().st_ino == inode
+
+
+def test_managed_entries_read_back_what_was_written(tmp_path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("127.0.0.1 localhost\n")
+    assert hosts.entries(path) == {}
+    hosts.write_in_place(path, {"a.ns": "127.9.0.1"})
+    assert hosts.entries(path) == {"a.ns": "127.9.0.1"}
