@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from tests.bench.reconcile_latency import percentile
+from tests.bench.common import ready_generation, report, running_operator
 from tests.stack.images import VERSIONED_IMAGE
-from tests.stack.operator import Operator
 from tests.stack.stack import Stack
 
 
@@ -40,44 +37,22 @@ def resource(name: str, namespace: str, tag: str, admin_url: str) -> dict[str, A
     }
 
 
-def ready_generation(stack: Stack, name: str, namespace: str) -> int | None:
-    obj = json.loads(stack.control_plane.kubectl("get", "rsd", name, "-n", namespace, "-o", "json"))
-    ready: dict[str, Any] = next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"), {})
-    return int(ready["observedGeneration"]) if ready.get("status") == "True" else None
-
-
 def timed_apply(stack: Stack, obj: dict[str, Any]) -> float:
     started = time.monotonic()
     out = stack.control_plane.kubectl("apply", "-o", "json", "-f", "-", input=json.dumps(obj))
     generation = json.loads(out)["metadata"]["generation"]
     name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-    while ready_generation(stack, name, namespace) != generation:
+    while ready_generation(stack, "rsd", name, namespace) != generation:
         time.sleep(0.02)
     return time.monotonic() - started
 
 
-def report(label: str, seconds: list[float]) -> None:
-    ms = [s * 1000 for s in seconds]
-    print(
-        f"{label} over {len(ms)} runs (ms): p50 {percentile(ms, 0.5):.0f}  p95 {percentile(ms, 0.95):.0f}  "
-        f"min {min(ms):.0f}  max {max(ms):.0f}"
-    )
-
-
 def main(rounds: int) -> None:
-    with tempfile.TemporaryDirectory() as work:
-        stack = Stack(Path(work))
-        operator = Operator(stack)
-        try:
-            stack.start()
-            operator.start()
-            admin = stack.restate.admin_url
-            stack.control_plane.kubectl("create", "namespace", "bench")
-            created = [timed_apply(stack, resource(f"svc{i}", "bench", "v1", admin)) for i in range(rounds)]
-            rolled = [timed_apply(stack, resource("svc0", "bench", ("v2", "v1")[i % 2], admin)) for i in range(rounds)]
-        finally:
-            operator.stop()
-            stack.stop()
+    with running_operator() as stack:
+        admin = stack.restate.admin_url
+        stack.control_plane.kubectl("create", "namespace", "bench")
+        created = [timed_apply(stack, resource(f"svc{i}", "bench", "v1", admin)) for i in range(rounds)]
+        rolled = [timed_apply(stack, resource("svc0", "bench", ("v2", "v1")[i % 2], admin)) for i in range(rounds)]
     report("apply->Ready (new RestateDeployment)", created)
     report("v1<->v2 rollout apply->Ready (new version latest)", rolled)
 
