@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test unit lint tools crds dev dev-down clean
+.PHONY: test unit lint tools crds chart-rbac dev dev-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: tools lint
 ## crds: regenerate crd/*.yaml from the pydantic models
 crds: $(STAMP)
 	$(PY) -m services.models.crdgen
+
+## chart-rbac: regenerate the chart's RBAC rules from services/clients/permissions.py
+chart-rbac: $(STAMP)
+	$(PY) -m services.rbacgen
 
 ## dev: the local stack in the background (control plane, restate-server, pod runner, example)
 dev: tools

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from services.clients import permissions
 from services.clients.kube import Kube
 from services.settings import Settings
 
@@ -19,7 +20,11 @@ class Deps:
         """The Kubernetes client, connected on first use (inside the server's event loop)."""
         async with self._lock:
             if self._kube is None:
-                self._kube = await Kube.connect(self.settings.kubeconfig)
+                self._kube = await Kube.connect(
+                    self.settings.kubeconfig,
+                    grants=permissions.SERVICES,
+                    operator_namespace=self.settings.operator_namespace,
+                )
             return self._kube
 
     async def close(self) -> None:

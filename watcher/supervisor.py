@@ -12,6 +12,7 @@ import httpx
 import hypercorn.asyncio
 import hypercorn.config
 
+from services.clients import permissions
 from services.clients.kube import RESOURCES, Kube
 from services.observability import probes_app
 from watcher import mapping, watching
@@ -81,7 +82,7 @@ async def _serve_probes(watcher: Watcher, bind: str, stop: asyncio.Event) -> Non
 
 async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
     """Run every task until `stop` is set or one of them fails."""
-    kube = await Kube.connect(settings.kubeconfig)
+    kube = await Kube.connect(settings.kubeconfig, grants=permissions.WATCHER)
     async with httpx.AsyncClient(base_url=settings.ingress_url, timeout=10.0) as http:
         forwarder = Forwarder(
             http,

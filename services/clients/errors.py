@@ -7,6 +7,7 @@
     └── PermanentError        retrying cannot help until someone changes something
         ├── NotFound          404 (callers often treat it as a normal answer)
         ├── Forbidden         401/403: RBAC or credentials
+        │   └── NotGranted    a call `clients.permissions` does not declare (a bug: caught before sending)
         ├── Invalid           400/422: the object or request is wrong
         └── Rejected          the Restate admin API refused (e.g. META0006 breaking change)
 
@@ -54,6 +55,10 @@ class NotFound(PermanentError):
 
 
 class Forbidden(PermanentError):
+    pass
+
+
+class NotGranted(Forbidden):
     pass
 
 

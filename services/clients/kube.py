@@ -22,6 +22,7 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 
 from services import metrics
 from services.clients import errors
+from services.clients.permissions import APPLY, CREATE, DELETE, GET, LIST, PATCH, WATCH, Grant
 
 logger = logging.getLogger(__name__)
 
@@ -96,21 +97,46 @@ def micro_time(now: datetime.datetime | None = None) -> str:
 
 
 class Kube:
-    """One authenticated connection to the Kubernetes API. Use `await Kube.connect()`; `close()` when done."""
+    """One authenticated connection to the Kubernetes API. Use `await Kube.connect()`; `close()` when done.
 
-    def __init__(self, api: client.ApiClient) -> None:
+    Every call is checked against `grants` (`clients.permissions`): a verb the table does not declare,
+    or a namespace-only grant used elsewhere, raises `errors.NotGranted` before anything is sent.
+    """
+
+    def __init__(
+        self, api: client.ApiClient, *, grants: Mapping[str, Grant], operator_namespace: str | None = None
+    ) -> None:
         self._api = api
+        self._grants, self._operator_namespace = grants, operator_namespace
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None) -> Kube:
+    async def connect(
+        cls, kubeconfig: str | None, *, grants: Mapping[str, Grant], operator_namespace: str | None = None
+    ) -> Kube:
         """From a kubeconfig file if given, else in-cluster, else the default kubeconfig."""
         if kubeconfig:
-            return cls(await config.new_client_from_config(config_file=kubeconfig))
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return cls(client.ApiClient())
-        except ConfigException:
-            return cls(await config.new_client_from_config())
+            api = await config.new_client_from_config(config_file=kubeconfig)
+        else:
+            try:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+                api = client.ApiClient()
+            except ConfigException:
+                api = await config.new_client_from_config()
+        return cls(api, grants=grants, operator_namespace=operator_namespace)
+
+    def _check(
+        self, res: Resource, verbs: frozenset[str], namespace: str | None, subresource: str | None = None
+    ) -> None:
+        """Refuse what `clients.permissions` does not grant, so RBAC and code cannot drift apart."""
+        key = f"{res.kind}/{subresource}" if subresource else res.kind
+        grant = self._grants.get(key)
+        missing = verbs - grant.verbs if grant else verbs
+        if missing:
+            raise errors.NotGranted(
+                f"{', '.join(sorted(missing))} on {key} is not declared in services/clients/permissions.py"
+            )
+        if grant and grant.operator_namespace and namespace != self._operator_namespace:
+            raise errors.NotGranted(f"{key} is granted only in the operator namespace {self._operator_namespace}")
 
     async def close(self) -> None:
         await self._api.close()
@@ -150,6 +176,7 @@ class Kube:
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj | None:
         """The object, or None when it does not exist."""
+        self._check(res, frozenset({GET}), namespace)
         try:
             obj: Obj = await self._request("GET", res.path(namespace, name))
         except errors.NotFound:
@@ -158,6 +185,7 @@ class Kube:
 
     async def list(self, res: Resource, namespace: str | None = None, label_selector: str | None = None) -> Obj:
         """The List object (items and metadata.resourceVersion)."""
+        self._check(res, frozenset({LIST}), namespace)
         query = [("labelSelector", label_selector)] if label_selector else []
         listed: Obj = await self._request("GET", res.path(namespace), query=query)
         return listed
@@ -166,6 +194,7 @@ class Kube:
         """Server-side apply `obj` (force: the operator owns what it declares)."""
         res = resource_of(obj)
         meta = obj["metadata"]
+        self._check(res, frozenset({PATCH}) if subresource else APPLY, meta.get("namespace"), subresource)
         applied: Obj = await self._request(
             "PATCH",
             res.path(meta.get("namespace"), meta["name"], subresource),
@@ -185,6 +214,7 @@ class Kube:
         self, res: Resource, name: str, namespace: str | None = None, *, propagation: str = "Background"
     ) -> bool:
         """Delete; False when it was already gone."""
+        self._check(res, frozenset({DELETE}), namespace)
         try:
             await self._request("DELETE", res.path(namespace, name), body={"propagationPolicy": propagation})
         except errors.NotFound:
@@ -205,6 +235,7 @@ class Kube:
         """Publish an events.k8s.io/v1 Event about `regarding` (cluster-scoped objects: namespace default)."""
         meta = regarding["metadata"]
         namespace = meta.get("namespace") or "default"
+        self._check(RESOURCES["Event"], frozenset({CREATE}), namespace)
         body = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
@@ -248,6 +279,7 @@ class Kube:
         ]
         if label_selector:
             query.append(("labelSelector", label_selector))
+        self._check(res, frozenset({WATCH}), None)
         try:
             response = await self._api.call_api(
                 res.path(),
