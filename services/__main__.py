@@ -16,7 +16,8 @@ import hypercorn.asyncio
 import hypercorn.config
 import restate.server
 
-from services import app, metrics
+from services import app, metrics, registration, request_identity
+from services.clients.restate_admin import RestateAdmin
 from services.deps import Deps
 from services.observability import probes_app
 from services.settings import Settings
@@ -40,11 +41,26 @@ async def serve(settings: Settings) -> None:
     restate.server.install_shutdown_hook(loop, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     metrics.initialise()
-    restate_app = app.build(deps)
+    objects = app.services(deps)
+    keys = request_identity.identity_keys(settings)
+    restate_app = app.build(objects, keys)
     probes = probes_app(lambda: (not stop.is_set(), {"kinds": [k.name for k in app.KINDS]}))
-    logger.info("serving reconcilers on %s, probes on %s", settings.bind, settings.probes_bind)
+    logger.info(
+        "serving reconcilers on %s (%s), probes on %s",
+        settings.bind,
+        "only requests signed by " + ", ".join(keys) if keys else "request identity not verified",
+        settings.probes_bind,
+    )
+
+    async def register() -> None:
+        if settings.restate_admin_url and settings.advertised_url:
+            async with RestateAdmin(settings.restate_admin_url) as admin:
+                expected = registration.handlers_of(objects)
+                await registration.register_until_done(admin, settings.advertised_url, expected, stop)
+
     try:
         await asyncio.gather(
+            register(),
             hypercorn.asyncio.serve(
                 restate_app, _config(settings.bind, settings.shutdown_grace_seconds), shutdown_trigger=stop.wait
             ),

@@ -13,6 +13,10 @@ from services.reconcilers.framework import Kind, reconciler
 KINDS: list[Kind] = [cluster.KIND, cloud.KIND, deployment.KIND]
 
 
-def build(deps: Deps) -> Any:
-    """The ASGI app serving every reconciler."""
-    return restate.app(services=[reconciler(kind, deps) for kind in KINDS])
+def services(deps: Deps) -> list[restate.VirtualObject]:
+    return [reconciler(kind, deps) for kind in KINDS]
+
+
+def build(objects: list[restate.VirtualObject], identity_keys: list[str]) -> Any:
+    """The ASGI app serving every reconciler; with identity keys, only signed requests are served."""
+    return restate.app(services=objects, identity_keys=identity_keys or None)

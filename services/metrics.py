@@ -36,6 +36,9 @@ KUBE_WRITES = Counter("restate_operator_kube_writes", "Writes to the Kubernetes 
 ADMIN_CALLS = Counter(
     "restate_operator_admin_calls", "Calls to Restate admin APIs by operation and outcome.", ["operation", "outcome"]
 )
+SELF_REGISTERED = Gauge(
+    "restate_operator_self_registered", "1 once this process registered its endpoint with the bootstrap Restate."
+)
 
 # Watcher
 WATCH_EVENTS = Counter("restate_watcher_events", "Watch events seen.", ["kind", "type"])

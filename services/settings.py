@@ -9,7 +9,7 @@ import os
 import re
 import socket
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Settings(BaseModel):
@@ -51,6 +51,21 @@ class Settings(BaseModel):
     pod_name: str = Field(default_factory=socket.gethostname)
     """POD_NAME: reported as the Events' reportingInstance (the Helm chart sets it from the downward API)."""
 
+    restate_admin_url: str | None = None
+    """RESTATE_ADMIN_URL: the bootstrap Restate's admin API; when set, this process registers
+    SERVICES_ADVERTISED_URL there at start-up (and on every restart), so no install step is manual."""
+
+    advertised_url: str | None = None
+    """SERVICES_ADVERTISED_URL: the URL the bootstrap Restate calls this process at (the chart's Service)."""
+
+    request_identity_keys: tuple[str, ...] = ()
+    """REQUEST_IDENTITY_KEYS: comma-separated `publickeyv1_…` keys; when any key is known, only requests
+    signed by the matching Restate server are served (everyone else gets 401)."""
+
+    request_identity_private_key_file: str | None = None
+    """REQUEST_IDENTITY_PRIVATE_KEY_FILE: the bootstrap Restate's ed25519 signing key (PEM); its public key
+    is added to the keys above. The chart mounts the key it generated for the bootstrap Restate."""
+
     step_delay_seconds: float = 0.0
     """STEP_DELAY_SECONDS: a durable pause after each write, for fault-injection tests; keep 0.
 
@@ -66,6 +81,19 @@ class Settings(BaseModel):
         if not value or not re.fullmatch(r"[A-Za-z0-9.-]+", value):
             raise ValueError(f"CLUSTER_DNS must be a DNS suffix like cluster.local, not {value!r}")
         return value
+
+    @field_validator("restate_admin_url", "advertised_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"https?://[^/]", value):
+            raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _registration_needs_a_url(self) -> Settings:
+        if self.restate_admin_url and not self.advertised_url:
+            raise ValueError("RESTATE_ADMIN_URL is set but SERVICES_ADVERTISED_URL is not: Restate needs a URL to call")
+        return self
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,5 +113,11 @@ class Settings(BaseModel):
             "pod_name": env.get("POD_NAME"),
             "step_delay_seconds": env.get("STEP_DELAY_SECONDS"),
             "shutdown_grace_seconds": env.get("SHUTDOWN_GRACE_SECONDS"),
+            "restate_admin_url": env.get("RESTATE_ADMIN_URL"),
+            "advertised_url": env.get("SERVICES_ADVERTISED_URL"),
+            "request_identity_keys": tuple(k.strip() for k in env["REQUEST_IDENTITY_KEYS"].split(",") if k.strip())
+            if env.get("REQUEST_IDENTITY_KEYS")
+            else None,
+            "request_identity_private_key_file": env.get("REQUEST_IDENTITY_PRIVATE_KEY_FILE"),
         }
         return cls.model_validate({k: v for k, v in values.items() if v is not None})
