@@ -140,12 +140,8 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
             "delete legacy NetworkPolicies", delete_policies, steps, namespace, list(network_policies.LEGACY_NAMES)
         )
 
-    if secret := (security.get("requestSigningPrivateKey") or {}).get("secret"):
-        keys = await steps.secret_keys(secret["secretName"], namespace)
-        if keys is None or secret["key"] not in keys:
-            what = "does not exist" if keys is None else f"has no key {secret['key']}"
-            message = f"request signing key: Secret {namespace}/{secret['secretName']} {what}"
-            raise StepFailed("check request signing key", message, permanent=True, error="NotFound")
+    # The signing-key Secret is not read: the operator may read Secrets only in its own namespace.
+    # A missing one keeps the pods from starting, which the not-ready message below points at.
     if provider_class := compute.secret_provider_class(rsc):
         await _apply_third_party(steps, provider_class, "the Secrets Store CSI driver")
     else:
@@ -225,7 +221,7 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
         return Outcome(
             ready=False,
             reason="StatefulSetNotReady",
-            message=f"{sts_status.get('readyReplicas', 0)}/{replicas} Restate nodes ready",
+            message=f"{sts_status.get('readyReplicas', 0)}/{replicas} Restate nodes ready{_mount_hint(rsc)}",
             requeue_after=NOT_READY_RECHECK_SECONDS,
             status=status,
             conditions=extra,
@@ -372,6 +368,18 @@ async def _provision(steps: Steps, rsc: Obj, namespace: str) -> tuple[str | None
     address = f"restate-0.restate-cluster.{namespace}.svc.{steps.deps.settings.cluster_dns}:5122"
     result = await steps.run("provision cluster", node_ctl.provision, address)
     return None, result["configuration"]
+
+
+def _mount_hint(rsc: Obj) -> str:
+    """Where to look when nodes do not start: the Secrets they mount, which the operator cannot check."""
+    security = rsc["spec"].get("security") or {}
+    secrets = list(security.get("trustedCaCerts") or [])
+    if signing := (security.get("requestSigningPrivateKey") or {}).get("secret"):
+        secrets.append(signing)
+    if not secrets:
+        return ""
+    names = ", ".join(f"{s['secretName']} (key {s['key']})" for s in secrets)
+    return f"; if the pods stay ContainerCreating, check that these Secrets exist in {namespace_of(rsc)}: {names}"
 
 
 async def finalize(steps: Steps, rsc: Obj) -> Outcome:

@@ -272,18 +272,6 @@ def test_pre_existing_namespace_is_used_but_never_changed_or_deleted(
         pytest.param(
             {"config": "auto-provision = = false"}, "the Restate config is not valid TOML", id="unparsable-config"
         ),
-        pytest.param(
-            {
-                "security": {
-                    "requestSigningPrivateKey": {
-                        "version": "v1",
-                        "secret": {"secretName": "nope", "key": "private.pem"},
-                    }
-                }
-            },
-            "Secret {ns}/nope does not exist",
-            id="missing-signing-secret",
-        ),
     ],
 )
 def test_bad_spec_is_degraded_with_an_event_and_the_operator_stays_healthy(
@@ -298,6 +286,19 @@ def test_bad_spec_is_degraded_with_an_event_and_the_operator_stays_healthy(
     events = warning_events(stack, ns)
     assert len(events) == 1
     assert httpx.get(f"http://127.0.0.1:{operator.services_probes_port}/readyz", timeout=5).status_code == 200
+
+
+def test_signing_secret_is_mounted_without_being_read(
+    operator: Operator, cluster_name: str, storage_class: str
+) -> None:
+    """Secrets outside the operator namespace are never read (least privilege): a missing one is left to the pods."""
+    stack, ns = operator.stack, cluster_name
+    signing = {"version": "v1", "secret": {"secretName": "nope", "key": "private.pem"}}
+    apply(stack, cluster(ns, storage_class, security={"requestSigningPrivateKey": signing}))
+    wait_for(stack, ns, "Ready", "True")  # kwok starts pods without mounting volumes
+    volumes = child(stack, "statefulset", "restate", ns)["spec"]["template"]["spec"]["volumes"]
+    secrets = [v["secret"] for v in volumes if v.get("secret")]
+    assert [(s["secretName"], s["items"][0]["key"]) for s in secrets] == [("nope", "private.pem")]
 
 
 def test_volume_expansion_grows_claims_and_recreates_the_statefulset(
