@@ -56,7 +56,7 @@ SERVICES: dict[str, Grant] = {
     "ConfigMap": _grant(APPLY),
     "Pod": _grant(GET),  # auto-provisioning waits for restate-0 to run
     "PersistentVolumeClaim": _grant(LIST, APPLY),  # online volume expansion
-    "ReplicaSet": _grant(LIST, APPLY, DELETE),
+    "ReplicaSet": _grant(GET, LIST, APPLY, DELETE),  # get: a foreign ReplicaSet holding a version's name
     "StatefulSet": _grant(GET, APPLY, DELETE),  # delete: orphan-re-create for a new claim size
     "Job": _grant(APPLY, DELETE),
     "PodDisruptionBudget": _grant(APPLY),

@@ -1,8 +1,9 @@
-"""`make dev`'s contract: `up` publishes a working env file, `down` leaves no process behind."""
+"""`make dev`'s contract: `up` helm-installs the operator and writes a working env file; `down` stops all."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,10 @@ def test_dev_stack_up_serves_kubectl_and_restate_then_down_stops_everything(tmp_
         assert up.returncode == 0, up.stderr
         assert "source .dev/env" in up.stdout
         env_file = dev_dir / "env"
-        script = f"source {env_file} && kubectl get nodes -o name && restate dp list && echo $RESTATE_INGRESS_URL"
+        script = (
+            f"source {env_file} && kubectl get nodes -o name && kubectl get pods -n restate-operator -o name"
+            " && helm list -n restate-operator -q && restate dp list && echo $RESTATE_INGRESS_URL"
+        )
         used = subprocess.run(
             ["bash", "-c", script],
             capture_output=True,
@@ -53,7 +57,10 @@ def test_dev_stack_up_serves_kubectl_and_restate_then_down_stops_everything(tmp_
         )
         assert used.returncode == 0, used.stderr
         assert "node/kwok-node-0" in used.stdout
-        assert used.stdout.strip().splitlines()[-1].startswith("http://127.0.0.1:")
+        assert "pod/restate-0" in used.stdout, "the chart's bootstrap Restate"
+        assert "restate-operator\n" in used.stdout, "installed by helm"
+        assert "DeploymentReconciler" in used.stdout, "the services registered themselves"
+        assert re.fullmatch(r"http://127\.\d+\.\d+\.\d+:8080", used.stdout.strip().splitlines()[-1])
         assert session_processes(supervisor), "the stack should be running"
     finally:
         down = stack_cli("down", dev_dir)

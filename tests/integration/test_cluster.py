@@ -27,10 +27,8 @@ GiB = 1024**3
 CONFIG = "auto-provision = false\ndefault-num-partitions = 2\n"
 
 
-@pytest.fixture
-def storage_class(operator: Operator) -> Iterator[str]:
-    """A StorageClass that allows expansion, with three static 8 GiB volumes; deleted afterwards."""
-    stack, name = operator.stack, f"sc-{uuid.uuid4().hex[:6]}"
+def create_storage_class(stack: Stack, name: str) -> list[str]:
+    """A StorageClass that allows expansion, with three static 8 GiB volumes; returns the volumes' names."""
     apply(
         stack,
         {
@@ -58,6 +56,14 @@ def storage_class(operator: Operator) -> Iterator[str]:
                 },
             },
         )
+    return pvs
+
+
+@pytest.fixture
+def storage_class(operator: Operator) -> Iterator[str]:
+    """A StorageClass with static volumes (create_storage_class); deleted afterwards."""
+    stack, name = operator.stack, f"sc-{uuid.uuid4().hex[:6]}"
+    pvs = create_storage_class(stack, name)
     yield name
     stack.control_plane.kubectl("delete", "pv", *pvs, "--wait=false")
     stack.control_plane.kubectl("delete", "storageclass", name, "--wait=false")

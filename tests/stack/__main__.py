@@ -4,9 +4,11 @@
     python -m tests.stack down   # stop everything `up` started; leaves no process behind
     python -m tests.stack serve  # the foreground supervisor `up` runs in the background
 
+The stack is a control plane with the pod runner, and the operator is installed on it with
+`helm install charts/restate-operator` (bootstrap Restate included), exactly as a user would.
 `.dev/env` (under $RESTATE_OPERATOR_DEV_DIR when set) is the contract scripts may rely on: it
-exports KUBECONFIG, RESTATE_ADMIN_URL, RESTATE_INGRESS_URL and a PATH with kubectl, helm and restate.
-It exists only while the stack runs.
+exports KUBECONFIG, RESTATE_ADMIN_URL and RESTATE_INGRESS_URL (the bootstrap Restate's) and a
+PATH with kubectl, helm and restate. It exists only while the stack runs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 from tests.stack import procs, tools
-from tests.stack.operator import OPERATOR_NAMESPACE, Operator
+from tests.stack.chart import NAMESPACE, RELEASE, ChartInstall
 from tests.stack.stack import Stack
 
 # Overridable so tests can run a second stack without touching a developer's `make dev`.
@@ -46,13 +48,15 @@ def serve() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     shutil.rmtree(DEV / "stack", ignore_errors=True)  # every `make dev` starts from a clean cluster
-    stack = Stack(DEV / "stack")
-    operator = Operator(stack)
+    stack = Stack(DEV / "stack", standalone_restate=False)
+    release = ChartInstall(stack)
     try:
         stack.start()
-        operator.start()  # CRDs, operator namespace, services + watcher, registered with restate-server
+        # Exactly what a user runs: the chart brings the CRDs, the bootstrap Restate and the operator.
+        release.install()
         stack.control_plane.kubectl("apply", "-f", str(EXAMPLE))
-        ENV_FILE.write_text(render_env(stack.env(), tools.bin_path_entries()))
+        env = stack.env(admin_url=release.admin_url, ingress_url=release.ingress_url)
+        ENV_FILE.write_text(render_env(env, tools.bin_path_entries()))
         print("stack ready", flush=True)
         while not stopping.wait(1.0):
             dead = stack.control_plane.dead()
@@ -61,7 +65,6 @@ def serve() -> None:
                 break
     finally:
         ENV_FILE.unlink(missing_ok=True)
-        operator.stop()
         stack.stop()
         PID_FILE.unlink(missing_ok=True)
         print("stack stopped", flush=True)
@@ -100,26 +103,25 @@ def up() -> int:
                 down()
                 return 1
             time.sleep(0.2)
-    print(f"""The local stack is up (logs in {DEV}/stack/*/logs).
+    print(f"""The local stack is up: the chart `{RELEASE}` is installed in namespace {NAMESPACE} (logs in {DEV}/stack).
 
 Try:
   source .dev/env
-  kubectl get nodes
-  kubectl get crd                                    # restateclusters, restatedeployments, restatecloudenvironments
+  kubectl get pods -n {NAMESPACE}                  # the bootstrap Restate, the services and the watcher
+  helm list -n {NAMESPACE}
+  restate deployments list                          # the operator's reconcilers registered themselves
   kubectl explain restatedeployment.spec.restate
-  kubectl get pods,svc -n hello                      # the example SDK service, run by the pod runner
+
+  # A RestateDeployment that registers with the bootstrap Restate (README: the rollout walkthrough):
+  kubectl apply -f examples/versioned/restatedeployment.yaml
+  kubectl get rsd -n versioned -o wide -w
+  curl -s -X POST "$RESTATE_INGRESS_URL/Versioned/whoami"
+  restate state get DeploymentReconciler versioned/versioned
+
+  # An SDK service you register by hand:
+  kubectl get pods,svc -n hello
   restate deployments register --yes http://hello.hello.svc.cluster.local:9080
   curl -s "$RESTATE_INGRESS_URL/Greeter/greet" -H 'content-type: application/json' -d '"newcomer"'
-  restate deployments list                          # the operator's reconcilers are registered too
-
-  # The operator at work (a RestateCloudEnvironment: its tunnel Deployment goes to {OPERATOR_NAMESPACE}):
-  kubectl create secret generic restate-cloud-token -n {OPERATOR_NAMESPACE} --from-literal=token=dummy
-  kubectl apply -f examples/restatecloudenvironment.yaml
-  kubectl get rce -o wide; kubectl get deploy -n {OPERATOR_NAMESPACE}
-  curl -s "$RESTATE_INGRESS_URL/CloudEnvironmentReconciler/my-environment/status"
-  curl -s -X POST "$RESTATE_INGRESS_URL/CloudEnvironmentReconciler/my-environment/reconcile" \\
-       -H 'content-type: application/json' -d '{{}}'
-  restate state get CloudEnvironmentReconciler my-environment
 
   make dev-down                                      # stops everything
 """)

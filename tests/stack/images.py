@@ -2,12 +2,16 @@
 
 A pod whose container image is listed here gets a real process, started from the repo root with
 the container's literal `env`, plus `BIND_HOST` (its loopback address) and `PORT` (its first
-container port, else 9080). Pods with other images stay simulated by kwok alone.
+container port, else 9080). The operator's own image (any tag) runs the container's `python -m …`
+command with this checkout's code, so `make dev` runs what is in the working tree. Pods with other
+images stay simulated by kwok alone.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 HELLO_IMAGE = "restate-operator.local/examples/hello:0.1"
 # Pods of these run a real restate-server (see pod_runner.restate_launch): RestateCluster nodes.
@@ -21,3 +25,14 @@ IMAGES: dict[str, list[str]] = {
         for tag in ("v1", "v2", "breaking")
     },
 }
+
+OPERATOR_IMAGE = "restate-operator.local/restate-operator"
+
+
+def operator_argv(container: Mapping[str, Any]) -> list[str] | None:
+    """`python -m <module>` of an operator-image container, run with this interpreter; None for other images."""
+    repository = container["image"].rsplit(":", 1)[0] if "/" in container["image"] else container["image"]
+    command = [*(container.get("command") or []), *(container.get("args") or [])]
+    if repository != OPERATOR_IMAGE or command[:2] != ["python", "-m"]:
+        return None
+    return [sys.executable, *command[1:]]

@@ -18,21 +18,26 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
 import re
 import signal
+import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.stack import hosts, images, procs, tools
+from tests.stack import hosts, images, procs, tools, volumes
 from tests.stack.restate_server import private_hosts_argv
 from tests.stack.tools import REPO
 
 logger = logging.getLogger("pod-runner")
+
+STORAGE_CLASS = "standard"  # the stack's default StorageClass (stack.Stack creates it)
 
 Obj = Mapping[str, Any]
 PodKey = tuple[str, str, str]  # namespace, name, uid
@@ -48,21 +53,48 @@ class PodPlan:
     port: int
     restate_server: bool = False
     config_map: str | None = None
+    pod: Obj = field(default_factory=dict, compare=False, repr=False)
+    container: Obj = field(default_factory=dict, compare=False, repr=False)
 
 
 _REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+_ITEM = re.compile(r"metadata\.(labels|annotations)\['([^']+)'\]")
+# A process here shares the host's network: "all interfaces" means the pod's own address instead.
+_ANY_ADDRESS = re.compile(r"^(0\.0\.0\.0|\[::\]):(\d+)$")
 
 
-def container_env(pod: Obj, container: Obj) -> dict[str, str]:
-    """Literal values and the downward API's name/namespace, with `$(VAR)` expanded as Kubernetes does."""
-    meta = pod["metadata"]
-    fields = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"]}
+def field_value(pod: Obj, path: str, pod_ip: str | None) -> str | None:
+    """What the downward API gives for `path` (None when this runner does not know it)."""
+    meta, spec = pod["metadata"], pod["spec"]
+    simple: dict[str, str | None] = {
+        "metadata.name": meta["name"],
+        "metadata.namespace": meta["namespace"],
+        "metadata.uid": meta.get("uid"),
+        "spec.serviceAccountName": spec.get("service_account_name"),
+        "spec.nodeName": spec.get("node_name"),
+        "status.podIP": pod_ip,
+    }
+    if path in simple:
+        return simple[path]
+    if match := _ITEM.fullmatch(path):
+        value = (meta.get(match.group(1)) or {}).get(match.group(2))
+        return None if value is None else str(value)
+    return None
+
+
+def container_env(pod: Obj, container: Obj, pod_ip: str | None = None) -> dict[str, str]:
+    """Literal values and the downward API, with `$(VAR)` expanded as Kubernetes does."""
     env: dict[str, str] = {}
     for entry in container.get("env") or []:
         if entry.get("value") is not None:
-            env[entry["name"]] = _REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), entry["value"])
-        elif (ref := ((entry.get("value_from") or {}).get("field_ref") or {}).get("field_path")) in fields:
-            env[entry["name"]] = fields[ref]
+            value = _REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), entry["value"])
+            if pod_ip and (match := _ANY_ADDRESS.match(value)):
+                value = f"{pod_ip}:{match.group(2)}"
+            env[entry["name"]] = value
+        elif ref := ((entry.get("value_from") or {}).get("field_ref") or {}).get("field_path"):
+            found = field_value(pod, ref, pod_ip)
+            if found is not None:
+                env[entry["name"]] = found
     return env
 
 
@@ -73,15 +105,17 @@ def plan_pod(pod: Obj, table: Mapping[str, list[str]], restate_images: set[str] 
         return None
     key = (meta["namespace"], meta["name"], meta["uid"])
     for container in spec["containers"]:
+        env = container_env(pod, container)
         if container["image"] in (restate_images or set()):
             config = next((v["config_map"]["name"] for v in spec.get("volumes") or [] if v.get("config_map")), None)
-            return PodPlan(key, [str(tools.restate_server_bin())], container_env(pod, container), 9070, True, config)
-        argv = table.get(container["image"])
+            server = [str(tools.restate_server_bin())]
+            return PodPlan(key, server, env, 9070, True, config, pod=pod, container=container)
+        argv = table.get(container["image"]) or images.operator_argv(container)
         if argv is None:
             continue
         ports = container.get("ports") or []
         port = int(ports[0]["container_port"]) if ports else 9080
-        return PodPlan(key, list(argv), container_env(pod, container), port)
+        return PodPlan(key, list(argv), env, port, pod=pod, container=container)
     return None
 
 
@@ -136,12 +170,45 @@ class AddressPool:
 
 
 class PodRunner:
-    def __init__(self, api: client.CoreV1Api, hosts_file: Path, work: Path) -> None:
-        self.api, self.hosts_file, self.work = api, hosts_file, work
+    def __init__(self, api: client.CoreV1Api, hosts_file: Path, work: Path, apiserver: tuple[str, int]) -> None:
+        self.api, self.hosts_file, self.work, self.apiserver = api, hosts_file, work, apiserver
         self.pool = AddressPool()
         self.running: dict[PodKey, tuple[PodPlan, str, procs.Process]] = {}
+        self.addresses: dict[PodKey, str] = {}
+        self.created_dirs: list[Path] = []
+        self.waiting: dict[PodKey, str] = {}
+
+    async def provision(self) -> None:
+        """Play a hostPath provisioner for claims of the stack's default StorageClass (kwok has none)."""
+        claims = (await self.api.list_persistent_volume_claim_for_all_namespaces()).items
+        for claim in claims:
+            if (
+                claim.spec.storage_class_name != STORAGE_CLASS
+                or claim.spec.volume_name
+                or claim.status.phase != "Pending"
+            ):
+                continue
+            meta = claim.metadata
+            name = f"pvc-{meta.uid}"
+            volume = {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": name},
+                "spec": {
+                    "capacity": {"storage": claim.spec.resources.requests["storage"]},
+                    "accessModes": claim.spec.access_modes,
+                    "storageClassName": STORAGE_CLASS,
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "hostPath": {"path": str(self.work / "volumes" / name)},
+                    "claimRef": {"namespace": meta.namespace, "name": meta.name, "uid": meta.uid},
+                },
+            }
+            with contextlib.suppress(ApiException):  # already created by an earlier pass
+                await self.api.create_persistent_volume(volume)
+                logger.info("provisioned %s for %s/%s", name, meta.namespace, meta.name)
 
     async def sync(self) -> None:
+        await self.provision()
         pods = [p.to_dict() for p in (await self.api.list_pod_for_all_namespaces()).items]
         services = [s.to_dict() for s in (await self.api.list_service_for_all_namespaces()).items]
         plans = {plan.key: plan for pod in pods if (plan := plan_pod(pod, images.IMAGES, images.RESTATE_IMAGES))}
@@ -150,7 +217,9 @@ class PodRunner:
         for key, plan in plans.items():
             current = self.running.get(key)
             if current is None:
-                await self._start(plan, self.pool.take())
+                if key not in self.addresses:
+                    self.addresses[key] = self.pool.take()
+                await self._start(plan, self.addresses[key])
             elif not current[2].alive():
                 logger.warning("%s/%s exited (%s); restarting", key[0], key[1], current[2].popen.returncode)
                 await self._start(plan, current[1])
@@ -160,12 +229,35 @@ class PodRunner:
         self._write_state()
 
     async def _start(self, plan: PodPlan, ip: str) -> None:
+        """Start the pod's process as a kubelet would: its volumes mounted, its env resolved, in-cluster config."""
         ns, name, _ = plan.key
-        env = {**plan.env, "BIND_HOST": ip, "PORT": str(plan.port), "POD_NAME": name, "POD_NAMESPACE": ns}
-        argv = plan.argv
+        try:
+            mounts = await volumes.materialise(
+                self.api, plan.pod, plan.container, self.work / "volumes" / f"{ns}_{name}"
+            )
+        except volumes.NotYet as exc:
+            if self.waiting.get(plan.key) != str(exc):
+                logger.info("%s/%s waits: %s", ns, name, exc)
+                self.waiting[plan.key] = str(exc)
+            return
+        self.waiting.pop(plan.key, None)
+        missing = [d for d in volumes.missing_dirs(mounts) if d not in self.created_dirs]
+        volumes.create_dirs(missing)
+        self.created_dirs += missing
+        host, port = self.apiserver
+        env = {
+            "BIND_HOST": ip,
+            "PORT": str(plan.port),
+            "POD_NAME": name,
+            "POD_NAMESPACE": ns,
+            "KUBERNETES_SERVICE_HOST": host,
+            "KUBERNETES_SERVICE_PORT": str(port),
+            **container_env(plan.pod, plan.container, ip),
+        }
         if plan.restate_server:
             env.update(await self._restate_env(plan, ip))
-            argv = private_hosts_argv(self.hosts_file, argv)  # it must resolve its peers' pod names
+        # Every pod resolves Service names through the stack's hosts file and sees its own volumes.
+        argv = private_hosts_argv(self.hosts_file, plan.argv, [(m.source, m.target) for m in mounts])
         process = procs.start(f"{ns}_{name}", argv, log_dir=self.work / "pods", env=env, cwd=REPO)
         logger.info("started %s/%s on %s:%d (pid %d)", ns, name, ip, plan.port, process.pid)
         self.running[plan.key] = (plan, ip, process)
@@ -193,6 +285,7 @@ class PodRunner:
         return env
 
     async def _stop(self, key: PodKey) -> None:
+        self.addresses.pop(key, None)
         _, ip, process = self.running.pop(key)
         logger.info("stopping %s/%s on %s (pid %d)", key[0], key[1], ip, process.pid)
         await asyncio.to_thread(process.stop)
@@ -206,6 +299,7 @@ class PodRunner:
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self._stop(key) for key in list(self.running)))
+        volumes.remove_created_dirs(self.created_dirs)
 
 
 async def main(kubeconfig: Path, hosts_file: Path, work: Path, interval: float) -> None:
@@ -213,8 +307,12 @@ async def main(kubeconfig: Path, hosts_file: Path, work: Path, interval: float) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Pods authenticate as their ServiceAccount (in-cluster config), never with the runner's kubeconfig.
+    os.environ.pop("KUBECONFIG", None)
     api_client = await config.new_client_from_config(config_file=str(kubeconfig))
-    runner = PodRunner(client.CoreV1Api(api_client), hosts_file, work)
+    server = urllib.parse.urlsplit(api_client.configuration.host)
+    apiserver = (server.hostname or "127.0.0.1", server.port or 443)
+    runner = PodRunner(client.CoreV1Api(api_client), hosts_file, work, apiserver)
     try:
         while not stop.is_set():
             try:

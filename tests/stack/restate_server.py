@@ -8,7 +8,9 @@ pod runner starts on loopback addresses. The machine's own `/etc/hosts` is never
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +20,14 @@ from tests.stack import procs, tools
 _UNSHARE_SCRIPT = 'mount --bind "$0" /etc/hosts && exec "$@"'
 
 
-def private_hosts_argv(hosts_file: Path, argv: list[str]) -> list[str]:
-    """`argv`, run so that it sees `hosts_file` as `/etc/hosts`."""
+def private_hosts_argv(hosts_file: Path, argv: list[str], binds: Sequence[tuple[Path, str]] = ()) -> list[str]:
+    """`argv`, run so that it sees `hosts_file` as `/etc/hosts` (and each `(source, target)` bind mount)."""
     unshare = ["unshare", "--mount", "--propagation", "private"]
     if os.geteuid() != 0:
         unshare.append("--map-root-user")
-    return [*unshare, "sh", "-c", _UNSHARE_SCRIPT, str(hosts_file), *argv]
+    mounts = "".join(f" && mount --bind {shlex.quote(str(s))} {shlex.quote(t)}" for s, t in binds)
+    script = _UNSHARE_SCRIPT.replace(" && exec", mounts + " && exec")
+    return [*unshare, "sh", "-c", script, str(hosts_file), *argv]
 
 
 def new_hosts_file(path: Path) -> Path:

@@ -6,6 +6,7 @@ stand on exactly the same thing.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -15,10 +16,24 @@ from tests.stack import procs, tools
 from tests.stack.control_plane import ControlPlane
 from tests.stack.restate_server import RestateServer, new_hosts_file
 
+# Claims of this class get a hostPath volume from the pod runner (a provisioner kwok does not have).
+DEFAULT_STORAGE_CLASS = {
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "restate-operator.local/pod-runner",
+    "allowVolumeExpansion": True,
+    "volumeBindingMode": "Immediate",
+}
+
 
 @dataclass
 class Stack:
+    """`standalone_restate` is the restate-server the tests run the operator on as host processes;
+    `make dev` goes without it, because the chart brings its own bootstrap Restate."""
+
     work: Path
+    standalone_restate: bool = True
     control_plane: ControlPlane = field(init=False)
     restate: RestateServer = field(init=False)
     pod_runner: procs.Process | None = None
@@ -36,7 +51,9 @@ class Stack:
     def start(self) -> None:
         try:
             self.control_plane.start()
-            self.restate.start()
+            self.control_plane.kubectl("apply", "-f", "-", input=json.dumps(DEFAULT_STORAGE_CLASS))
+            if self.standalone_restate:
+                self.restate.start()
             self.pod_runner = procs.start(
                 "pod-runner",
                 [
@@ -63,12 +80,12 @@ class Stack:
         self.restate.stop()
         self.control_plane.stop()
 
-    def env(self) -> dict[str, str]:
+    def env(self, *, admin_url: str, ingress_url: str) -> dict[str, str]:
         """The environment contract of `.dev/env` (and of every script that sources it)."""
         path = [str(p) for p in tools.bin_path_entries()]
         return {
             "KUBECONFIG": str(self.control_plane.kubeconfig),
-            "RESTATE_ADMIN_URL": self.restate.admin_url,
-            "RESTATE_INGRESS_URL": self.restate.ingress_url,
+            "RESTATE_ADMIN_URL": admin_url,
+            "RESTATE_INGRESS_URL": ingress_url,
             "PATH": os.pathsep.join([*path, os.environ.get("PATH", "")]),
         }

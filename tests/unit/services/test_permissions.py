@@ -19,7 +19,7 @@ class MustNotBeCalled:
 
 
 def kube(grants: dict[str, permissions.Grant]) -> Kube:
-    return Kube(MustNotBeCalled(), grants=grants, operator_namespace="restate-operator")  # type: ignore[arg-type]
+    return Kube(MustNotBeCalled(), grants=grants, operator_namespace="restate-operator")
 
 
 async def test_an_undeclared_verb_is_refused_before_sending() -> None:
