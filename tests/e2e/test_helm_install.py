@@ -139,8 +139,28 @@ def test_rollout_drains_through_a_helm_upgrade_without_losing_work(release: Char
     )
     uris = [d["uri"] for d in deployments(release)]
     assert len(uris) == len(set(uris)), f"no duplicate registrations: {uris}"
+    assert_two_watchers_forwarded_and_restate_ran_each_once(release)
     assert [d["id"] for d in deployments(release) if d["uri"] == SERVICES_URL] == [operator_id]
     stack.control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def assert_two_watchers_forwarded_and_restate_ran_each_once(release: ChartInstall) -> None:
+    """Both watcher replicas forward every change; the idempotency keys make Restate run each once."""
+    for pod in (p for p in release.pods() if p["name"].startswith(f"{RELEASE}-watcher-")):
+        metrics = httpx.get(f"http://{pod['ip']}:8082/metrics", timeout=10).text
+        forwarded = [line for line in metrics.splitlines() if line.startswith("restate_watcher_forwarded_total{")]
+        assert sum(float(line.rpartition(" ")[2]) for line in forwarded) > 0, f"{pod['name']} forwarded nothing"
+    query = (
+        "SELECT idempotency_key, count(*) AS runs FROM sys_invocation WHERE target_service_name = "
+        "'DeploymentReconciler' AND idempotency_key IS NOT NULL GROUP BY idempotency_key"
+    )
+    answer = httpx.post(
+        f"{release.admin_url}/query", json={"query": query}, headers={"accept": "application/json"}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    runs = {row["idempotency_key"]: row["runs"] for row in answer.json()["rows"]}
+    assert runs, "the forwards carry idempotency keys"
+    assert set(runs.values()) == {1}, f"an idempotency key ran more than once: {runs}"
 
 
 def test_restate_cluster_comes_up_under_the_chart_rbac(release: ChartInstall) -> None:
