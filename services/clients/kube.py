@@ -205,6 +205,36 @@ class Kube:
         metrics.KUBE_WRITES.labels(kind=res.kind, verb="apply-status" if subresource else "apply").inc()
         return applied
 
+    async def remove_finalizer(self, res: Resource, name: str, namespace: str | None, finalizer: str) -> bool:
+        """Remove `finalizer` whoever added it; False when the object or the entry is already gone.
+
+        A JSON patch (test the entry at its index, then remove it), as kube-rs does: an apply of a
+        shorter list under our field manager would leave an entry another manager owns (upstream's
+        operator adds its finalizers by JSON patch, recorded as manager "unknown"), and deletion hangs.
+        """
+        self._check(res, frozenset({GET, PATCH}), namespace)
+        for _ in range(3):  # the list may change between our read and our patch: the test op catches it
+            obj = await self.get(res, name, namespace)
+            finalizers = (obj or {}).get("metadata", {}).get("finalizers") or []
+            if finalizer not in finalizers:
+                return False
+            index = finalizers.index(finalizer)
+            ops = [
+                {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+                {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+            ]
+            try:
+                await self._request(
+                    "PATCH", res.path(namespace, name), body=ops, content_type="application/json-patch+json"
+                )
+            except errors.NotFound:
+                return False
+            except (errors.Invalid, errors.Conflict):
+                continue  # the test op failed: read again
+            metrics.KUBE_WRITES.labels(kind=res.kind, verb="patch").inc()
+            return True
+        raise errors.Conflict(f"finalizer {finalizer} of {res.kind} {name}: the list kept changing; retrying later")
+
     async def secret_keys(self, name: str, namespace: str) -> builtins.list[str] | None:
         """A Secret's key names, or None when it does not exist; never its values (they must not be journaled)."""
         secret = await self.get(RESOURCES["Secret"], name, namespace)

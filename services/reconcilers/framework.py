@@ -340,7 +340,7 @@ async def _reconcile(
     action: Literal["converged", "waiting", "failed"]
     try:
         if kind.finalizer not in (meta.get("finalizers") or []):
-            version = await steps.run("add finalizer", _set_finalizer, deps, obj, [kind.finalizer])
+            version = await steps.run("add finalizer", _add_finalizer, deps, obj, kind.finalizer)
             meta["resourceVersion"] = version or meta["resourceVersion"]  # our own write is not a change
         outcome = await kind.converge(steps, obj)
         action = "converged" if outcome.requeue_after is None else "waiting"
@@ -375,7 +375,7 @@ async def _finalize(
             ctx.set(STATE, state)
         outcome = await kind.finalize(steps, obj)
         if outcome.ready:
-            await steps.run("remove finalizer", _set_finalizer, steps.deps, obj, [])
+            await steps.run("remove finalizer", _remove_finalizer, steps.deps, kind, obj)
             ctx.clear_all()
             return ReconcileResult(action="finalized", reason=outcome.reason, message=outcome.message)
         action: Literal["waiting", "failed"] = "waiting"
@@ -490,15 +490,22 @@ def _schedule(
     )
 
 
-async def _set_finalizer(deps: Deps, obj: Obj, finalizers: list[str]) -> str | None:
-    """Own exactly `finalizers` under our finalizer field manager (others' entries are untouched).
+async def _remove_finalizer(deps: Deps, kind: Kind, obj: Obj) -> bool:
+    meta = obj["metadata"]
+    return await (await deps.kube()).remove_finalizer(
+        kind.resource, meta["name"], meta.get("namespace"), kind.finalizer
+    )
+
+
+async def _add_finalizer(deps: Deps, obj: Obj, finalizer: str) -> str | None:
+    """Own our finalizer under our finalizer field manager (others' entries are untouched).
 
     Returns the new resourceVersion, None when the object is gone."""
     meta = obj["metadata"]
     patch: Obj = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": meta["name"]}}
     if meta.get("namespace"):
         patch["metadata"]["namespace"] = meta["namespace"]
-    patch["metadata"]["finalizers"] = finalizers
+    patch["metadata"]["finalizers"] = [finalizer]
     try:
         applied = await (await deps.kube()).apply(patch, field_manager=FINALIZER_MANAGER)
     except errors.NotFound:

@@ -351,3 +351,28 @@ def test_manual_reconcile_and_status_work_as_documented(operator: Operator, clou
     )
     assert cli.returncode == 0, cli.stderr
     assert obj["metadata"]["uid"] in cli.stdout
+
+
+def test_deletion_removes_our_finalizer_even_when_another_manager_added_it(
+    operator: Operator, cloud_token: str
+) -> None:
+    """Upstream adds its finalizers by JSON patch (manager "unknown"): a swap of operators must not hang deletes."""
+    stack, name = operator.stack, unique("adopted")
+    cp = stack.control_plane
+    created = environment(name)
+    created["metadata"]["finalizers"] = ["cloudenvironments.restate.dev", "example.com/keep"]
+    cp.kubectl("create", "-f", "-", input=json.dumps(created))  # an Update by kubectl, not our apply
+    wait_ready(stack, name)
+    stored = json.loads(cp.kubectl("get", "rce", name, "-o", "json", "--show-managed-fields"))
+    fields = stored["metadata"]["managedFields"]
+    managers = [m["manager"] for m in fields if "f:finalizers" in json.dumps(m.get("fieldsV1", {}))]
+    assert "restate-operator/finalizer" not in managers, "our finalizer was already there: we never applied it"
+    cp.kubectl("delete", "rce", name, "--wait=false")
+
+    def only_foreign_left() -> bool:
+        obj = get(stack, "rce", name)
+        return obj is not None and obj["metadata"].get("finalizers") == ["example.com/keep"]
+
+    procs.wait_until("our finalizer removed, the other kept", only_foreign_left, timeout=60)
+    cp.kubectl("patch", "rce", name, "--type=json", "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]')
+    procs.wait_until("deleted", lambda: get(stack, "rce", name) is None, timeout=30)
