@@ -3,12 +3,14 @@
 Own custom resources are forwarded when something a reconcile reads changed (generation, labels,
 annotations, finalizers, deletion), never for status-only updates, which would loop on our own
 writes. Children are mapped to their controlling owner of one of our kinds and always forwarded:
-their status is what a reconcile waits for.
+their status is what a reconcile waits for. Pods, claims and EndpointSlices, which a reconcile also
+waits for but which carry no ownerReference of ours, are mapped by the labels we give them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,6 +33,14 @@ CHILD_KINDS = (
     "ServiceAccount",
     "Namespace",
 )
+# Third-party children (their CRDs may be absent): watched like the others, but a missing CRD
+# does not hold back readiness.
+OPTIONAL_CHILD_KINDS = ("SecretProviderClass", "SecurityGroupPolicy", "PodIdentityAssociation", "IAMPolicyMember")
+# What the reconcilers wait on that carries no ownerReference of ours: mapped by label instead.
+# A RestateCluster's pods and claims live in the namespace named after it and carry its name.
+CLUSTER_MEMBER_SELECTOR = "app.kubernetes.io/name=restate,app.kubernetes.io/instance"
+# EndpointSlices copy their Service's labels, so a version's slices name the RestateDeployment.
+VERSION_ENDPOINTS_SELECTOR = "app.kubernetes.io/managed-by=restate-operator,restate.dev/owned-by"
 Reason = Literal["spec", "child", "resync"]
 STRENGTH: dict[Reason, int] = {"spec": 0, "resync": 1, "child": 2}
 
@@ -80,6 +90,27 @@ def owner_target(obj: Obj, kinds: tuple[str, ...]) -> Target | None:
             owner: Resource = RESOURCES[ref["kind"]]
             return Target(ref["kind"], object_key(meta.get("namespace") if owner.namespaced else None, ref["name"]))
     return None
+
+
+def cluster_member_target(obj: Obj) -> Target | None:
+    """A RestateCluster's pod or claim (PVC resize, pod start) -> that RestateCluster."""
+    meta = obj["metadata"]
+    instance = (meta.get("labels") or {}).get("app.kubernetes.io/instance")
+    return Target("RestateCluster", instance) if instance and instance == meta.get("namespace") else None
+
+
+def version_endpoints_target(obj: Obj) -> Target | None:
+    """A version Service's EndpointSlice (endpoints became ready) -> its RestateDeployment."""
+    meta = obj["metadata"]
+    owner = (meta.get("labels") or {}).get("restate.dev/owned-by")
+    return Target("RestateDeployment", object_key(meta.get("namespace"), owner)) if owner else None
+
+
+LABELLED: dict[str, tuple[str, Callable[[Obj], Target | None]]] = {
+    "Pod": (CLUSTER_MEMBER_SELECTOR, cluster_member_target),
+    "PersistentVolumeClaim": (CLUSTER_MEMBER_SELECTOR, cluster_member_target),
+    "EndpointSlice": (VERSION_ENDPOINTS_SELECTOR, version_endpoints_target),
+}
 
 
 def trigger_of(obj: Obj) -> str:

@@ -49,8 +49,14 @@ class Watcher:
         self.forwarder.submit(mapping.Forward(target, "spec", mapping.trigger_of(obj), mapping.event_key(obj, "spec")))
 
     def on_child(self, event: str, obj: Obj) -> None:
-        target = mapping.owner_target(obj, self.settings.kinds)
-        if target is not None:
+        self._forward_child(event, obj, mapping.owner_target(obj, self.settings.kinds))
+
+    def on_labelled(self, event: str, obj: Obj) -> None:
+        _, target_of = mapping.LABELLED[obj["kind"]]
+        self._forward_child(event, obj, target_of(obj))
+
+    def _forward_child(self, event: str, obj: Obj, target: mapping.Target | None) -> None:
+        if target is not None and target.kind in self.settings.kinds:
             self.forwarder.submit(
                 mapping.Forward(target, "child", f"{event} {mapping.trigger_of(obj)}", mapping.event_key(obj, "child"))
             )
@@ -61,7 +67,7 @@ class Watcher:
             self.forwarder.submit(mapping.Forward(target, "resync", "periodic resync", key))
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
-        expected = set(self.settings.kinds) | set(mapping.CHILD_KINDS)
+        expected = set(self.settings.kinds) | set(mapping.CHILD_KINDS) | set(mapping.LABELLED)
         missing = sorted(expected - self.listed)
         return not missing, {"pendingWatches": missing, "pendingForwards": self.forwarder.pending()}
 
@@ -108,12 +114,22 @@ async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
                 timeout_seconds=settings.watch_timeout_seconds,
                 on_listed=listed(kind),
             )
-        for kind in mapping.CHILD_KINDS:
+        for kind in (*mapping.CHILD_KINDS, *mapping.OPTIONAL_CHILD_KINDS):
             coroutines[f"watch {kind}"] = watching.watch_kind(
                 kube,
                 RESOURCES[kind],
                 watcher.on_child,
                 label_selector=mapping.MANAGED_SELECTOR,
+                timeout_seconds=settings.watch_timeout_seconds,
+                on_listed=listed(kind),
+                optional=kind in mapping.OPTIONAL_CHILD_KINDS,
+            )
+        for kind, (selector, _) in mapping.LABELLED.items():
+            coroutines[f"watch {kind}"] = watching.watch_kind(
+                kube,
+                RESOURCES[kind],
+                watcher.on_labelled,
+                label_selector=selector,
                 timeout_seconds=settings.watch_timeout_seconds,
                 on_listed=listed(kind),
             )

@@ -27,8 +27,11 @@ async def watch_kind(
     label_selector: str | None = None,
     timeout_seconds: int = 300,
     on_listed: Callable[[], None] = lambda: None,
+    optional: bool = False,
 ) -> None:
-    """Runs until cancelled. `on_event(type, object)` gets ADDED for every listed object."""
+    """Runs until cancelled. `on_event(type, object)` gets ADDED for every listed object.
+
+    `optional`: a kind whose CRD is often absent (third-party); its absence is logged at debug only."""
     backoff = 0.5
     resource_version: str | None = None
     while True:
@@ -60,7 +63,8 @@ async def watch_kind(
         except errors.NotFound:
             # The CRD is not installed (yet): wait for it instead of failing.
             metrics.WATCH_RESTARTS.labels(kind=res.kind, cause="not-found").inc()
-            logger.warning("%s: not served (CRD missing?); retrying in %.0fs", res.plural, MAX_BACKOFF_SECONDS)
+            level = logging.DEBUG if optional else logging.WARNING
+            logger.log(level, "%s: not served (CRD missing?); retrying in %.0fs", res.plural, MAX_BACKOFF_SECONDS)
             resource_version = None
             await asyncio.sleep(MAX_BACKOFF_SECONDS)
         except errors.OperatorError as exc:

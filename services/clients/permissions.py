@@ -91,5 +91,13 @@ WATCHER: dict[str, Grant] = {
         "PodDisruptionBudget",
         "ServiceAccount",
         "Namespace",
+        # Third-party children (optional CRDs) and what is mapped by label (watcher/mapping.py).
+        "SecretProviderClass",
+        "SecurityGroupPolicy",
+        "PodIdentityAssociation",
+        "IAMPolicyMember",
+        "Pod",
+        "PersistentVolumeClaim",
+        "EndpointSlice",
     )
 }

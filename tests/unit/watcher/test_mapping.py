@@ -128,3 +128,27 @@ def test_resync_forwards_every_known_resource_with_a_shared_key() -> None:
     watcher.resync()
     assert [(f.target.key, f.reason) for f in submitted] == [("env", "resync")]
     assert submitted[0].idempotency_key.startswith("resync:")
+
+
+def labelled(kind: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"kind": kind, "metadata": {"name": "x", "namespace": namespace, "labels": labels}}
+
+
+@pytest.mark.parametrize("kind", ["Pod", "PersistentVolumeClaim"])
+def test_cluster_pods_and_claims_map_to_their_cluster_by_label(kind: str) -> None:
+    _, target_of = mapping.LABELLED[kind]
+    member = {"app.kubernetes.io/name": "restate", "app.kubernetes.io/instance": "prod"}
+    assert target_of(labelled(kind, "prod", member)) == Target("RestateCluster", "prod")
+    assert target_of(labelled(kind, "elsewhere", member)) is None, "a RestateCluster's members live in its namespace"
+
+
+def test_version_endpoint_slices_map_to_their_deployment_by_the_copied_service_label() -> None:
+    _, target_of = mapping.LABELLED["EndpointSlice"]
+    slice_ = labelled("EndpointSlice", "team", {"restate.dev/owned-by": "svc", "kubernetes.io/service-name": "svc-4b5"})
+    assert target_of(slice_) == Target("RestateDeployment", "team/svc")
+    assert target_of(labelled("EndpointSlice", "team", {"kubernetes.io/service-name": "other"})) is None
+
+
+def test_labelled_watches_select_only_what_their_mapping_can_use() -> None:
+    assert mapping.LABELLED["Pod"][0] == mapping.CLUSTER_MEMBER_SELECTOR
+    assert "restate.dev/owned-by" in mapping.LABELLED["EndpointSlice"][0]
