@@ -50,3 +50,13 @@ dev-down: $(STAMP)
 
 clean: dev-down
 	rm -rf $(VENV) .tools .dev .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: image lock
+
+## image: the operator's container image (starts a Docker engine and makes the local base image if needed)
+image:
+	tools/image/build.sh
+
+## lock: regenerate requirements.lock, the pinned and hashed runtime dependencies the image installs
+lock:
+	tools/image/lock.sh
