@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "restate-operator"
-REPORTING_CONTROLLER = "restate.dev/restate-operator"
+REPORTING_CONTROLLER = "restate-operator"  # as upstream: `kubectl events` filters keep working after a swap
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ def test_permanent_error_degrades_with_a_warning_event_and_no_retry_storm(operat
     assert "must provide `dnsConfig` when `dnsPolicy` is None" in condition(obj, "Degraded")["message"]
     events = warning_events(stack, name)
     assert [e["reason"] for e in events] == ["InvalidObject"]
+    assert events[0]["reportingController"] == "restate-operator", "as upstream: event filters survive a swap"
     assert condition(obj, "Degraded")["reason"] == "InvalidObject"
     time.sleep(2)  # let the watcher's echo of our own finalizer write arrive (it is skipped)
     settled = len(invocations(stack, name))
