@@ -121,19 +121,14 @@ class _Structural:
             else:
                 out[key] = value
         keys = out.get("x-kubernetes-list-map-keys")
-        if keys:
-            self._default_map_keys(out["items"], node["items"], keys)
+        if keys and any(key not in out["items"].get("required", []) for key in keys):
+            # A list-map key must be required or defaulted. A default would be written into every
+            # stored object (ports get `protocol: TCP`), changing the pod template upstream hashed
+            # as the user wrote it, so every version would get a new name on takeover. Atomic lists
+            # need no key: the template is stored exactly as written.
+            del out["x-kubernetes-list-map-keys"]
+            out["x-kubernetes-list-type"] = "atomic"
         return out
-
-    def _default_map_keys(self, items: Schema, raw_items: Schema, keys: list[str]) -> None:
-        """A list-map key must be required or defaulted; restore the apiserver's default for optional ones."""
-        raw = raw_items
-        if "$ref" in raw or "allOf" in raw:
-            ref = raw.get("$ref") or raw["allOf"][0]["$ref"]
-            raw = self.kube[ref.removeprefix("#/components/schemas/")]
-        for key in keys:
-            if key not in items.get("required", []):
-                items["properties"][key]["default"] = raw["properties"][key]["default"]
 
 
 def structural(model: type[BaseModel], kube: dict[str, Schema]) -> Schema:
