@@ -37,5 +37,16 @@ def _as_object(version: str) -> restate.VirtualObject:
     return obj
 
 
+def _side(version: str) -> restate.Service:
+    side = restate.Service("VersionedSide")
+
+    @side.handler()
+    async def whoami(ctx: restate.Context) -> str:
+        return version
+
+    return side
+
+
 def app(version: str) -> object:
-    return restate.app(services=[build(version)])
+    # "v1-side" also serves `VersionedSide`, a service the later versions no longer have.
+    return restate.app(services=[build(version), *([_side(version)] if version == "v1-side" else [])])

@@ -1,9 +1,12 @@
 """What a RestateDeployment creates, per version, and where it registers.
 
 A version is identified by a hash of everything that changes what Restate would be talking to:
-the pod template, the register target cluster, the service path, HTTP/1.1 mode, and the
-collision count. Each version gets a ReplicaSet and a ClusterIP Service named `<rsd>-<hash>`;
-one stable Service `<rsd>` always selects the latest version's pods.
+the pod template, the register target cluster, the service path and HTTP/1.1 mode (plus the
+collision count). The hash is computed exactly as restate-operator 2.8.1 computes it, so a
+cluster taken over from it keeps its ReplicaSets, Services and pods: same names, same labels.
+Each version gets a ReplicaSet and a ClusterIP Service named `<rsd>-<hash>`, the Service owned by
+its ReplicaSet (Kubernetes removes it with the ReplicaSet); one stable Service `<rsd>` (ours
+only) selects the latest version's pods.
 """
 
 from __future__ import annotations
@@ -16,19 +19,32 @@ from services.settings import Settings
 
 HASH_LABEL = "pod-template-hash"
 OWNED_BY = "restate.dev/owned-by"
-LATEST_LABEL = "restate.dev/latest"
 TEMPLATE_ANNOTATION = "restate.dev/pod-template"
 DEPLOYMENT_ID_ANNOTATION = "restate.dev/deployment-id"
+REMOVE_AT_ANNOTATION = "restate.dev/remove-version-at"  # written by upstream on idle old versions; we read it
+TUNNEL_NAME_ANNOTATION = "restate.dev/tunnel-name"
 SERVICE_PORT = 9080
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes' rand.SafeEncodeString: no vowels, no look-alikes
+_DIGITS = "456789bcdf"  # upstream's safe_encode_u32: decimal digit d is written as _DIGITS[d]
 
 
 def template_json(rsd: Obj) -> str:
-    """The canonical JSON of the pod template (keys sorted), stored on each ReplicaSet for collision checks."""
+    """The pod template as upstream serialises it; stored on each ReplicaSet (`restate.dev/pod-template`).
+
+    Compact JSON with keys sorted at every depth and non-ASCII written as-is; `metadata` keeps only
+    `annotations` and `labels` (each left out when unset) and is `null` when absent; `spec` is left
+    out when absent. The template is hashed as the API server returns it, without defaults added.
+    Caveat: a float is written the Python way (`1e+21`), upstream writes `1e21`; pod specs rarely hold one.
+    """
     template = rsd["spec"]["template"]
-    return json.dumps(
-        {"metadata": template.get("metadata"), "spec": template.get("spec")}, sort_keys=True, separators=(",", ":")
-    )
+    metadata = template.get("metadata")
+    doc: dict[str, Any] = {
+        "metadata": None
+        if metadata is None
+        else {key: metadata[key] for key in ("annotations", "labels") if metadata.get(key) is not None}
+    }
+    if template.get("spec") is not None:
+        doc["spec"] = template["spec"]
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _fnv1a_64(data: bytes) -> int:
@@ -38,49 +54,69 @@ def _fnv1a_64(data: bytes) -> int:
     return value
 
 
-def version_hash(rsd: Obj, collision_count: int = 0) -> str:
-    """A short, DNS-safe hash naming the version; changes whenever Restate would see a different endpoint."""
-    restate = rsd["spec"]["restate"]
-    parts = [template_json(rsd).encode()]
-    if cluster := restate["register"].get("cluster"):
-        parts.append(b"cluster=" + cluster.encode())
-    if path := restate.get("servicePath"):
-        parts.append(b"path=" + path.encode())
-    if restate.get("useHttp11"):
-        parts.append(b"use_http11")
-    if collision_count:
-        parts.append(collision_count.to_bytes(4, "big"))
-    value = _fnv1a_64(b"\x00".join(parts)) >> 32
+def _encode(value: int) -> str:
+    """Decimal digits, least significant first, each mapped through `_DIGITS` (no vowels: no words)."""
     encoded = ""
-    while value:
-        value, digit = divmod(value, len(_SAFE))
-        encoded += _SAFE[digit]
-    return encoded or _SAFE[0]
+    while True:
+        value, digit = divmod(value, 10)
+        encoded += _DIGITS[digit]
+        if not value:
+            return encoded  # 0 gives "4" (upstream: an empty string, which could not name anything)
+
+
+def version_hash(rsd: Obj, collision_count: int | None = None) -> str:
+    """The version's name suffix: upstream's pod-template hash, byte for byte.
+
+    64-bit FNV-1a over the template JSON followed, with no separators, by the register cluster,
+    the servicePath, `use_http11` when useHttp11 is true, and the collision count as 4 big-endian
+    bytes when it is set (0 included); the upper 32 bits are encoded by `_encode`.
+    """
+    restate = rsd["spec"]["restate"]
+    data = template_json(rsd).encode()
+    if (cluster := restate["register"].get("cluster")) is not None:
+        data += str(cluster).encode()
+    if (path := restate.get("servicePath")) is not None:
+        data += str(path).encode()
+    if restate.get("useHttp11") is True:
+        data += b"use_http11"
+    if collision_count is not None:
+        data += (collision_count & 0xFFFFFFFF).to_bytes(4, "big")
+    return _encode(_fnv1a_64(data) >> 32)
 
 
 def version_name(rsd: Obj, hash_: str) -> str:
     return f"{rsd['metadata']['name']}-{hash_}"
 
 
-def _selector_labels(rsd: Obj) -> dict[str, str]:
+def _match_labels(rsd: Obj, hash_: str) -> dict[str, str]:
+    """The version's pods: the resource's selector labels plus the hash (only the hash without a selector)."""
     selector = rsd["spec"].get("selector") or {}
-    labels = selector.get("matchLabels") or ((rsd["spec"]["template"].get("metadata") or {}).get("labels") or {})
-    return dict(labels)
+    return {**(selector.get("matchLabels") or {}), HASH_LABEL: hash_}
 
 
 def _common_labels(rsd: Obj) -> dict[str, str]:
     return {**MANAGED_BY, OWNED_BY: rsd["metadata"]["name"]}
 
 
-def replica_set(rsd: Obj, hash_: str, *, replicas: int, latest: bool) -> Obj:
-    """The version's ReplicaSet. Its pod template never changes once created (the hash names it)."""
+def propagated_annotations(rsd: Obj) -> dict[str, str]:
+    """The resource's annotations as its children carry them (without kubectl's and the tunnel's)."""
+    annotations = user_annotations(rsd)
+    annotations.pop(TUNNEL_NAME_ANNOTATION, None)
+    return annotations
+
+
+def replica_set(rsd: Obj, hash_: str, *, replicas: int) -> Obj:
+    """The version's ReplicaSet, as created. It is never applied again: afterwards only its replicas
+    and annotations change, so its pod template (and its pods) stay as they were created, whoever
+    created them (this operator or upstream's)."""
     template = rsd["spec"]["template"]
     template_meta = template.get("metadata") or {}
     pod_labels = {**(template_meta.get("labels") or {}), HASH_LABEL: hash_}
     if cluster := rsd["spec"]["restate"]["register"].get("cluster"):
         pod_labels[f"allow.restate.dev/{cluster}"] = "true"
-    selector = dict(rsd["spec"].get("selector") or {"matchLabels": _selector_labels(rsd)})
-    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: hash_}
+    selector: Obj = {"matchLabels": _match_labels(rsd, hash_)}
+    if expressions := (rsd["spec"].get("selector") or {}).get("matchExpressions"):
+        selector["matchExpressions"] = expressions
     spec: Obj = {
         "replicas": replicas,
         "selector": selector,
@@ -100,8 +136,8 @@ def replica_set(rsd: Obj, hash_: str, *, replicas: int, latest: bool) -> Obj:
         "metadata": {
             "name": version_name(rsd, hash_),
             "namespace": rsd["metadata"]["namespace"],
-            "labels": {**pod_labels, **_common_labels(rsd), LATEST_LABEL: "true" if latest else "false"},
-            "annotations": {**user_annotations(rsd), TEMPLATE_ANNOTATION: template_json(rsd)},
+            "labels": {**pod_labels, **_common_labels(rsd)},
+            "annotations": {**propagated_annotations(rsd), TEMPLATE_ANNOTATION: template_json(rsd)},
             "ownerReferences": [owner_reference(rsd)],
         },
         "spec": spec,
@@ -142,7 +178,9 @@ def target_port(pod_spec: Obj) -> int | str:
     return int(ports[0]["containerPort"]) if ports else SERVICE_PORT
 
 
-def _service(rsd: Obj, name: str, hash_: str) -> Obj:
+def _service(rsd: Obj, name: str, hash_: str, owner: Obj) -> Obj:
+    """No appProtocol: Restate may talk HTTP/1.1 (useHttp11) or HTTP/2, and claiming h2c for an
+    HTTP/1.1 server would mislead meshes and gateways; upstream declares none either."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -150,49 +188,60 @@ def _service(rsd: Obj, name: str, hash_: str) -> Obj:
             "name": name,
             "namespace": rsd["metadata"]["namespace"],
             "labels": {**(rsd["metadata"].get("labels") or {}), **_common_labels(rsd)},
-            "annotations": user_annotations(rsd),
-            "ownerReferences": [owner_reference(rsd)],
+            "annotations": propagated_annotations(rsd),
+            "ownerReferences": [owner],
         },
         "spec": {
             "type": "ClusterIP",
-            "selector": {**_selector_labels(rsd), HASH_LABEL: hash_},
+            "selector": _match_labels(rsd, hash_),
             "ports": [
                 {
                     "name": "restate",
                     "port": SERVICE_PORT,
                     "protocol": "TCP",
                     "targetPort": target_port(rsd["spec"]["template"]["spec"]),
-                    "appProtocol": "kubernetes.io/h2c",
                 }
             ],
         },
     }
 
 
-def version_service(rsd: Obj, hash_: str) -> Obj:
-    """The Service Restate registers: it selects exactly this version's pods."""
-    return _service(rsd, version_name(rsd, hash_), hash_)
+def version_service(rsd: Obj, hash_: str, replica_set_uid: str) -> Obj:
+    """The Service Restate registers: it selects exactly this version's pods and is owned by its
+    ReplicaSet (as upstream's), so it goes when the ReplicaSet goes."""
+    name = version_name(rsd, hash_)
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": replica_set_uid, "controller": True}
+    return _service(rsd, name, hash_, owner)
 
 
 def stable_service(rsd: Obj, latest_hash: str) -> Obj:
     """`<rsd>`: a Service that always selects the latest version's pods (for plain HTTP callers, dashboards)."""
-    return _service(rsd, rsd["metadata"]["name"], latest_hash)
+    return _service(rsd, rsd["metadata"]["name"], latest_hash, owner_reference(rsd))
 
 
-def label_selector(rsd: Obj, hash_: str) -> str:
-    """`status.labelSelector` for the scale subresource: the latest version's pods only."""
-    selector = rsd["spec"].get("selector") or {"matchLabels": _selector_labels(rsd)}
-    terms = [f"{k}={v}" for k, v in sorted({**(selector.get("matchLabels") or {}), HASH_LABEL: hash_}.items())]
-    for expr in selector.get("matchExpressions") or []:
-        op, key, values = expr["operator"], expr["key"], expr.get("values") or []
+def controlled_by(obj: Obj, owner: Obj) -> bool:
+    """Whether `owner` is `obj`'s controller: only then may the operator write `obj`."""
+    uid = owner["metadata"]["uid"]
+    return any(ref.get("controller") and ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def label_selector(rsd: Obj, hash_: str) -> str | None:
+    """`status.labelSelector` for the scale subresource: the latest version's pods only, as upstream
+    renders it (labels sorted, then expressions with sorted distinct values); None for an operator
+    Kubernetes does not know."""
+    terms = [f"{k}={v}" for k, v in sorted(_match_labels(rsd, hash_).items())]
+    for expr in (rsd["spec"].get("selector") or {}).get("matchExpressions") or []:
+        op, key, values = expr["operator"], expr["key"], ",".join(sorted(set(expr.get("values") or [])))
         if op == "In":
-            terms.append(f"{key} in ({','.join(values)})")
+            terms.append(f"{key} in ({values})")
         elif op == "NotIn":
-            terms.append(f"{key} notin ({','.join(values)})")
+            terms.append(f"{key} notin ({values})")
         elif op == "Exists":
             terms.append(key)
         elif op == "DoesNotExist":
             terms.append(f"!{key}")
+        else:
+            return None
     return ",".join(terms)
 
 

@@ -51,7 +51,7 @@ SERVICES: dict[str, Grant] = {
     "RestateDeployment/finalizers": _grant(UPDATE),
     "RestateCloudEnvironment/finalizers": _grant(UPDATE),
     "Namespace": _grant(GET, APPLY),
-    "Service": _grant(APPLY, DELETE),
+    "Service": _grant(GET, APPLY, DELETE),  # get: the stable Service is written only when absent or ours
     "ServiceAccount": _grant(APPLY),
     "ConfigMap": _grant(APPLY),
     "Pod": _grant(GET),  # auto-provisioning waits for restate-0 to run

@@ -2,40 +2,82 @@
 
 One pass, at most a few journaled steps per version:
 
-    desired version ─► ReplicaSet + Service applied ─► ready? endpoints? target ready? ─► register
+    ReplicaSets of ours ─► versions not in memory are adopted (upstream's, or after a lost state)
+    desired version ─► ReplicaSet created once, Service applied ─► ready? endpoints? target ready? ─► register
     older versions  ─► Restate says work remains? ─► Draining ─► idle for drainDelaySeconds
                     ─► deregister ─► scale to 0 (Drained) ─► beyond revisionHistoryLimit: deleted
 
 Guarantees: a version is registered only once its pods are available and its Service has ready
 endpoints; it is deregistered before it is scaled to zero (no registrations pointing at nothing);
 a version with invocations pinned to it (or queued for services it is latest for) is never retired
-unless someone calls `forceDrain`; when Restate cannot be asked, nothing is retired (unknown is
-never drained). A rollback to an earlier template re-registers that version so Restate routes to
-it again, and Ready means Restate routes new invocations to the desired version.
+unless someone calls `forceDrain`, nor is one that is still the latest deployment of a service the
+newer versions no longer have (retiring it would remove that service from Restate); when Restate
+cannot be asked, nothing is retired (unknown is never drained). A ReplicaSet's pod template is
+written once, when it is created: afterwards only its replicas and annotations change, so taking
+over from the upstream operator restarts no pod. A rollback to an earlier template re-registers
+that version so Restate routes to it again, and Ready means Restate routes new invocations to the
+desired version. Objects the resource does not control (a user's Service named like it) are never
+written. Knative mode is not supported yet: such a resource is Degraded and gets nothing.
 Caveats: waiting is a phase plus a wake-up, never a sleep; the watcher's events usually come first.
 """
 
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 import restate
 
+from services import status as conditions
 from services.builders import deployment as build
+from services.builders.common import MANAGED_BY
 from services.clients.kube import RESOURCES, Obj
 from services.clients.restate_admin import RestateAdmin
 from services.models.deployment import VersionPhase
 from services.reconcilers.framework import CommandRequest, Kind, Outcome, StepFailed, Steps, rfc3339
-from services.reconcilers.rollout import DRAIN_QUERY, DrainReport, Rollout, Version, idle_decision
+from services.reconcilers.rollout import (
+    DRAIN_QUERY,
+    DrainReport,
+    ReplicaSetView,
+    Rollout,
+    Version,
+    adopt,
+    idle_decision,
+    replica_set_view,
+)
 
 FINALIZER = "deployments.restate.dev"
 ROLLOUT = "rollout"
 DRAIN_POLL_SECONDS = 10.0
 PENDING_RECHECK_SECONDS = 5.0
 RS = RESOURCES["ReplicaSet"]
+_MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 SCALE_MANAGER = "restate-operator/scale"
 ANNOTATION_MANAGER = "restate-operator/deployment-id"
+PROPAGATE_MANAGER = "restate-operator/propagate-annotations"  # upstream's manager for the same annotations
+SERVICE_CONFLICT = "StableServiceConflict"
+
+
+class KnativeNotSupported(StepFailed):
+    """`deploymentMode: knative`: a permanent failure with its own reason, until Knative mode exists."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "spec.deploymentMode",
+            "Knative mode is not supported yet; this operator created nothing for this RestateDeployment. "
+            "Use deploymentMode: replicaset (the mode cannot change: create a new RestateDeployment), or run "
+            "Knative deployments with an operator that supports them",
+            permanent=True,
+        )
+
+    @property
+    def reason(self) -> str:
+        return "KnativeNotSupported"
+
+
+def _knative(rsd: Obj) -> bool:
+    return bool(rsd["spec"].get("deploymentMode") == "knative")
 
 
 async def load(ctx: restate.ObjectContext) -> Rollout:
@@ -70,26 +112,16 @@ async def ready_endpoints(steps: Steps, namespace: str, service: str) -> int:
     )
 
 
-def _projection(rs: Obj) -> dict[str, Any]:
-    return {
-        "replicas": rs["spec"].get("replicas", 0),
-        "current": (rs.get("status") or {}).get("replicas", 0),
-        "ready": (rs.get("status") or {}).get("readyReplicas", 0),
-        "available": (rs.get("status") or {}).get("availableReplicas", 0),
-        "observed": (rs.get("status") or {}).get("observedGeneration", 0) >= rs["metadata"].get("generation", 0),
-        "template": (rs["metadata"].get("annotations") or {}).get(build.TEMPLATE_ANNOTATION),
-        "owner": next((r["uid"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")), None),
-    }
-
-
-async def replica_sets(steps: Steps, namespace: str, owner: str, desired: str) -> dict[str, dict[str, Any]]:
-    """name -> {replicas, ready, available, template, owner uid} of every ReplicaSet this resource owns,
-    plus whatever ReplicaSet holds the desired version's name (it may belong to someone else)."""
+async def replica_sets(steps: Steps, namespace: str, owner_uid: str, desired: str | None) -> dict[str, ReplicaSetView]:
+    """name -> view of every ReplicaSet this resource owns (as upstream finds them: managed by the
+    operator, with an ownerReference to this resource's uid), plus whatever ReplicaSet holds the
+    desired version's name (it may belong to someone else)."""
     kube = await steps.kube()
-    listed = await kube.list(RS, namespace, label_selector=f"{build.OWNED_BY}={owner}")
-    found = {rs["metadata"]["name"]: _projection(rs) for rs in listed["items"]}
-    if desired not in found and (squatter := await kube.get(RS, desired, namespace)) is not None:
-        found[desired] = _projection(squatter)
+    listed = await kube.list(RS, namespace, label_selector=_MANAGED_SELECTOR)
+    found = {rs["metadata"]["name"]: replica_set_view(rs, owner_uid) for rs in listed["items"]}
+    found = {name: view for name, view in found.items() if view["owned"]}
+    if desired and desired not in found and (squatter := await kube.get(RS, desired, namespace)) is not None:
+        found[desired] = replica_set_view(squatter, owner_uid)
     return found
 
 
@@ -132,6 +164,30 @@ async def annotate(steps: Steps, namespace: str, name: str, deployment_id: str) 
         await kube.apply(obj, field_manager=ANNOTATION_MANAGER)
 
 
+async def propagate_annotations(steps: Steps, namespace: str, name: str, annotations: dict[str, str]) -> None:
+    obj = _partial("ReplicaSet", "apps/v1", name, namespace)
+    obj["metadata"]["annotations"] = annotations
+    await (await steps.kube()).apply(obj, field_manager=PROPAGATE_MANAGER)
+
+
+async def service_is_ours(steps: Steps, rsd: Obj) -> bool:
+    """Whether the Service named like the resource is absent or controlled by it (so we may write it)."""
+    meta = rsd["metadata"]
+    current = await (await steps.kube()).get(RESOURCES["Service"], meta["name"], meta["namespace"])
+    return current is None or build.controlled_by(current, rsd)
+
+
+async def warn(steps: Steps, rsd: Obj, reason: str, note: str) -> None:
+    await (await steps.kube()).event(
+        rsd,
+        type_="Warning",
+        reason=reason,
+        note=note,
+        action="Reconcile",
+        reporting_instance=steps.deps.settings.pod_name,
+    )
+
+
 # --- the pass ---
 
 
@@ -143,56 +199,65 @@ def _admin_url(rsd: Obj, steps: Steps) -> str:
 
 
 async def converge(steps: Steps, rsd: Obj) -> Outcome:
+    if _knative(rsd):
+        raise KnativeNotSupported()
     ctx = steps.ctx
     spec, meta = rsd["spec"], rsd["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
+    namespace = meta["namespace"]
     rollout = await load(ctx)
     now = await ctx.time()
     admin = _admin_url(rsd, steps)
-    collisions = (rsd.get("status") or {}).get("collisionCount") or 0
+    collisions: int | None = (rsd.get("status") or {}).get("collisionCount")  # None until a collision
     hash_ = build.version_hash(rsd, collisions)
     desired_name = build.version_name(rsd, hash_)
 
-    owned = await steps.run("list ReplicaSets", replica_sets, steps, namespace, name, desired_name)
-    existing = owned.get(desired_name)
-    if existing and (existing["owner"] != meta["uid"] or existing["template"] != build.template_json(rsd)):
+    found = await steps.run("list ReplicaSets", replica_sets, steps, namespace, meta["uid"], desired_name)
+    existing = found.get(desired_name)
+    if existing and (not existing["owned"] or existing["template"] != build.template_json(rsd)):
         return Outcome(
             ready=False,
             reason="HashCollision",
             message=f"ReplicaSet {desired_name} exists with another template; trying the next name",
             requeue_after=1.0,
-            status={"collisionCount": collisions + 1},
+            status={"collisionCount": (collisions or 0) + 1},
         )
+    report = DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin))
+    adopt(rollout, found.values(), report, _drain_delay(rsd), now)
     latest = rollout.make_latest(desired_name, hash_, now)
     if latest.autoscaled:  # a rollback: the latest version scales with the resource, not its own autoscaler
         await steps.run(f"delete autoscaler {latest.name}", delete_autoscaler, steps, meta["namespace"], latest.name)
         latest.autoscaled = False
     replicas = spec.get("replicas", 1)
-    await steps.apply(build.replica_set(rsd, hash_, replicas=replicas, latest=True))
-    await steps.apply(build.version_service(rsd, hash_))
-    report = DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin))
-    rs = owned.get(desired_name) or {"replicas": replicas, "current": 0, "ready": 0, "available": 0, "observed": False}
+    replica_set_uid = await _ensure_replica_set(steps, rsd, hash_, existing, replicas)
+    await steps.apply(build.version_service(rsd, hash_, replica_set_uid))
+    rs: dict[str, Any] = dict(existing) if existing else {"current": 0, "ready": 0, "available": 0, "observed": False}
 
     waiting_for = await _promote(steps, rsd, rollout, latest, report, rs, admin)
     routed = latest.deployment_id is not None and latest.phase == VersionPhase.LATEST
     next_wakeup = await _retire_old(steps, rsd, rollout, latest, report, admin, now, routed)
-    await steps.apply(build.stable_service(rsd, hash_ if routed else _serving_hash(rollout, hash_)))
+    conflict = await _stable_service(steps, rsd, hash_ if routed else _serving_hash(rollout, hash_))
     await _trim_history(steps, rsd, rollout, namespace)
 
     for version in rollout.versions:
-        counts = owned.get(version.name)
+        counts: Mapping[str, Any] | None = found.get(version.name)
         if version is latest:
-            counts = rs
+            counts = {**rs, "replicas": replicas}
         version.replicas = counts["replicas"] if counts and version.phase != VersionPhase.DRAINED else 0
         version.ready_replicas = counts["ready"] if counts else 0
     ctx.set(ROLLOUT, rollout)
 
     status = _status(rsd, rollout, latest, rs, hash_, collisions)
+    extra = [conflict] if conflict else []
     available = rs["available"] >= replicas and rs["observed"]
     if waiting_for is not None:
         reason, message, wakeup = waiting_for
         return Outcome(
-            ready=False, reason=reason, message=message, requeue_after=_min(wakeup, next_wakeup), status=status
+            ready=False,
+            reason=reason,
+            message=message,
+            requeue_after=_min(wakeup, next_wakeup),
+            status=status,
+            conditions=extra,
         )
     if not available:
         message = f"{rs['available']}/{replicas} pods of {desired_name} available"
@@ -202,12 +267,59 @@ async def converge(steps: Steps, rsd: Obj) -> Outcome:
             message=message,
             requeue_after=_min(PENDING_RECHECK_SECONDS, next_wakeup),
             status=status,
+            conditions=extra,
         )
-    draining = [v.name for v in rollout.versions if v.phase == VersionPhase.DRAINING]
     message = f"{desired_name} is the latest version in Restate ({latest.deployment_id})"
-    if draining:
-        message += f"; draining {', '.join(draining)}"
-    return Outcome(ready=True, reason="Deployed", message=message, requeue_after=next_wakeup, status=status)
+    for version in rollout.versions:
+        if version is latest or version.phase != VersionPhase.DRAINING:
+            continue
+        kept_for = report.routes(version.deployment_id or "")
+        if kept_for:
+            message += f"; {version.name} stays: it is still the latest deployment of {', '.join(kept_for)}"
+        else:
+            message += f"; draining {version.name}"
+    return Outcome(
+        ready=True, reason="Deployed", message=message, requeue_after=next_wakeup, status=status, conditions=extra
+    )
+
+
+def _drain_delay(rsd: Obj) -> float:
+    return float(rsd["spec"]["restate"].get("drainDelaySeconds", 300))
+
+
+async def _ensure_replica_set(
+    steps: Steps, rsd: Obj, hash_: str, existing: ReplicaSetView | None, replicas: int
+) -> str:
+    """The desired version's ReplicaSet uid. Created once; afterwards only its replicas and the
+    resource's annotations follow the resource: its spec is never applied again, so the pod template
+    stays as created (by us or by upstream), with no pod restart."""
+    if existing is None:
+        created = await steps.apply(build.replica_set(rsd, hash_, replicas=replicas))
+        return str(created["metadata"]["uid"])
+    namespace, name = rsd["metadata"]["namespace"], existing["name"]
+    if existing["replicas"] != replicas:
+        await steps.run(f"scale {name} to {replicas}", scale, steps, namespace, name, replicas)
+    wanted = build.propagated_annotations(rsd)
+    if any(existing["annotations"].get(key) != value for key, value in wanted.items()):
+        await steps.run(f"annotate {name}", propagate_annotations, steps, namespace, name, wanted)
+    return existing["uid"]
+
+
+async def _stable_service(steps: Steps, rsd: Obj, hash_: str) -> dict[str, Any] | None:
+    """Apply `<rsd>` when it is absent or ours. Someone else's Service of that name is left untouched:
+    returns the condition saying so (with a Warning Event the first time)."""
+    meta = rsd["metadata"]
+    if await steps.run(f"check Service {meta['name']}", service_is_ours, steps, rsd):
+        await steps.apply(build.stable_service(rsd, hash_))
+        return None
+    message = (
+        f"Service {meta['namespace']}/{meta['name']} exists and is not controlled by this RestateDeployment, so it "
+        "is left untouched and there is no stable Service selecting the latest version's pods; every version's own "
+        f"Service ({meta['name']}-<hash>) still works. Rename or delete that Service to get one"
+    )
+    if conditions.find((rsd.get("status") or {}).get("conditions"), SERVICE_CONFLICT) is None:
+        await steps.run("event ServiceNotOwned", warn, steps, rsd, "ServiceNotOwned", message)
+    return {"type": SERVICE_CONFLICT, "status": "True", "reason": "ServiceNotOwned", "message": message}
 
 
 def _min(a: float | None, b: float | None) -> float | None:
@@ -276,7 +388,7 @@ async def _retire_old(
 ) -> float | None:
     """Drain, deregister and scale down superseded versions; returns when to look again."""
     namespace = rsd["metadata"]["namespace"]
-    delay = float(rsd["spec"]["restate"].get("drainDelaySeconds", 300))
+    delay = _drain_delay(rsd)
     next_wakeup: float | None = None
     for version in rollout.versions:
         if version is latest or version.phase == VersionPhase.DRAINED:
@@ -284,11 +396,20 @@ async def _retire_old(
         registered = report.exists(version.deployment_id)
         # Never registered (or already gone from Restate): nothing can be pinned to it.
         forced = version.hash in rollout.force_drain or not registered
-        if registered and not routed and not forced and report.routes(version.deployment_id or ""):
-            continue  # still what Restate routes to: it stays Latest until the new version takes over
+        serving = report.routes(version.deployment_id or "") if registered and not forced else []
+        if serving and not routed:
+            version.phase = VersionPhase.LATEST  # what Restate routes to, until the new version takes over
+            continue
         version.superseded_at = version.superseded_at or now
         work = report.work(version.deployment_id) if registered and version.deployment_id else 0
         version.active_invocations = work
+        if serving:
+            # Still the latest deployment of services the newer versions lack: deregistering it would
+            # remove them from Restate, so it stays (with its pods) until they move or forceDrain.
+            version.phase, version.idle_since = VersionPhase.DRAINING, None
+            await _autoscale(steps, rsd, version)
+            next_wakeup = _min(next_wakeup, DRAIN_POLL_SECONDS)
+            continue
         retire, remaining = idle_decision(version, work, now, delay, forced)
         if not retire:
             version.phase = VersionPhase.DRAINING
@@ -317,10 +438,13 @@ async def _autoscale(steps: Steps, rsd: Obj, version: Version) -> None:
         version.autoscaled = True
     elif version.autoscaled:
         namespace = rsd["metadata"]["namespace"]
-        await steps.run(f"delete autoscaler {version.name}", delete_autoscaler, steps, namespace, version.name)
-        await steps.run(
-            f"restore {version.name}", scale, steps, namespace, version.name, rsd["spec"].get("replicas", 1)
+        existed = await steps.run(
+            f"delete autoscaler {version.name}", delete_autoscaler, steps, namespace, version.name
         )
+        if existed:  # an adopted version may never have had one
+            await steps.run(
+                f"restore {version.name}", scale, steps, namespace, version.name, rsd["spec"].get("replicas", 1)
+            )
         version.autoscaled = False
 
 
@@ -333,7 +457,7 @@ async def _trim_history(steps: Steps, rsd: Obj, rollout: Rollout, namespace: str
 
 
 def _status(
-    rsd: Obj, rollout: Rollout, latest: Version, rs: dict[str, Any], hash_: str, collisions: int
+    rsd: Obj, rollout: Rollout, latest: Version, rs: dict[str, Any], hash_: str, collisions: int | None
 ) -> dict[str, Any]:
     replicas = rsd["spec"].get("replicas", 1)
     status: dict[str, Any] = {
@@ -342,13 +466,14 @@ def _status(
         "readyReplicas": rs["ready"],
         "availableReplicas": rs["available"],
         "unavailableReplicas": max(0, replicas - rs["available"]),
-        "labelSelector": build.label_selector(rsd, hash_),
         "paused": rollout.paused,
         "versions": [_version_status(v) for v in rollout.versions],
     }
+    if (selector := build.label_selector(rsd, hash_)) is not None:
+        status["labelSelector"] = selector
     if latest.deployment_id:
         status["deploymentId"] = latest.deployment_id
-    if collisions:
+    if collisions is not None:
         status["collisionCount"] = collisions
     return status
 
@@ -373,7 +498,10 @@ def _version_status(version: Version) -> dict[str, Any]:
 
 
 async def finalize(steps: Steps, rsd: Obj) -> Outcome:
-    """Deletion waits until no version has work in Restate, then deregisters every version."""
+    """Deletion waits until no version has work in Restate, then deregisters every version, those
+    only the ReplicaSets know of (upstream's) included."""
+    if _knative(rsd):
+        return Outcome(ready=True, reason="NothingRegistered", message="Knative mode: this operator created nothing")
     rollout = await load(steps.ctx)
     register_to = rsd["spec"]["restate"]["register"]
     if cluster := register_to.get("cluster"):
@@ -382,6 +510,9 @@ async def finalize(steps: Steps, rsd: Obj) -> Outcome:
             return Outcome(ready=True, reason="ClusterGone", message=f"RestateCluster {cluster} no longer exists")
     admin = _admin_url(rsd, steps)
     report = DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin))
+    meta = rsd["metadata"]
+    found = await steps.run("list ReplicaSets", replica_sets, steps, meta["namespace"], meta["uid"], None)
+    adopt(rollout, found.values(), report, _drain_delay(rsd), await steps.ctx.time())
     blocking = [
         (v, report.work(v.deployment_id))
         for v in rollout.versions

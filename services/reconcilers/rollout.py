@@ -1,18 +1,26 @@
-"""Pure pieces of a RestateDeployment rollout: the drain report and each version's memory.
+"""Pure pieces of a RestateDeployment rollout: the drain report, each version's memory, and adoption.
 
 What Restate knows about deployments comes from one SQL query per reconcile (per admin endpoint):
 every deployment, which deployment each service currently routes to, how many unfinished
 invocations are pinned to each deployment, and how many unpinned ones (queued, scheduled, paused
 before their first step) wait on services whose latest deployment it is, since those will pin it.
+
+The memory lives in the reconciler's Restate state; the ReplicaSets are the fallback. A version
+whose ReplicaSet exists but that the memory does not know (created by the upstream operator, or
+the state was lost) is adopted from what its ReplicaSet says: deployment id, replicas, and the
+removal time upstream stamps on idle old versions.
 """
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, Field
 
+from services.builders import deployment as build
 from services.models.deployment import VersionPhase
 
 DRAIN_QUERY = """
@@ -130,3 +138,95 @@ def idle_decision(
         version.idle_since = now
     remaining = version.idle_since + drain_delay - now
     return remaining <= 0, max(0.0, remaining)
+
+
+class ReplicaSetView(TypedDict):
+    """What a pass reads from one version's ReplicaSet (journaled, so plain JSON)."""
+
+    name: str
+    hash: str
+    uid: str
+    owned: bool  # an ownerReference names this resource (kind and uid): it is one of our versions
+    replicas: int  # spec
+    current: int  # status.replicas
+    ready: int
+    available: int
+    observed: bool  # status.observedGeneration caught up with metadata.generation
+    created: float | None  # creationTimestamp, seconds since the epoch
+    template: str | None  # the restate.dev/pod-template annotation
+    annotations: dict[str, str]
+
+
+def replica_set_view(rs: dict[str, Any], owner_uid: str) -> ReplicaSetView:
+    meta, status = rs["metadata"], rs.get("status") or {}
+    annotations = dict(meta.get("annotations") or {})
+    owned = any(
+        ref.get("kind") == "RestateDeployment" and ref.get("uid") == owner_uid
+        for ref in meta.get("ownerReferences") or []
+    )
+    return {
+        "name": meta["name"],
+        "hash": (meta.get("labels") or {}).get(build.HASH_LABEL) or meta["name"].rsplit("-", 1)[-1],
+        "uid": meta.get("uid", ""),
+        "owned": owned,
+        "replicas": rs["spec"].get("replicas", 0),
+        "current": status.get("replicas", 0),
+        "ready": status.get("readyReplicas", 0),
+        "available": status.get("availableReplicas", 0),
+        "observed": status.get("observedGeneration", 0) >= meta.get("generation", 0),
+        "created": parse_rfc3339(meta.get("creationTimestamp")),
+        "template": annotations.get(build.TEMPLATE_ANNOTATION),
+        "annotations": annotations,
+    }
+
+
+def parse_rfc3339(value: Any) -> float | None:
+    """Seconds since the epoch, or None when `value` is not an RFC 3339 time with an offset.
+
+    Upstream writes `2026-11-30T00:55:52.220866106+00:00` (nanoseconds, `+00:00`); Kubernetes writes `...Z`.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value.strip().upper())
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
+
+
+def adopt(
+    rollout: Rollout, found: Iterable[ReplicaSetView], report: DrainReport, drain_delay: float, now: float
+) -> list[Version]:
+    """Add the versions that exist as our ReplicaSets but are missing from memory (oldest last).
+
+    Guarantees: nothing is lost or restarted. A version at zero replicas that Restate does not know is
+    Drained; any other one is superseded, and `_retire_old` drains it as if we had made it: Restate
+    says whether it still has work, its `restate.dev/remove-version-at` (when valid) says when its
+    drain delay ends, and it is deregistered before it is scaled down. Its deployment id is kept only
+    while Restate knows it. Caveat: it may carry an autoscaler of upstream's (same name), so it is
+    marked autoscaled and that autoscaler is removed before any scale-down.
+    """
+    unknown = [rs for rs in found if rs["owned"] and rollout.version(rs["hash"]) is None]
+    adopted = []
+    for rs in sorted(unknown, key=lambda rs: -(rs["created"] or 0.0)):
+        deployment_id = rs["annotations"].get(build.DEPLOYMENT_ID_ANNOTATION)
+        registered = report.exists(deployment_id)
+        version = Version(
+            name=rs["name"],
+            hash=rs["hash"],
+            deployment_id=deployment_id if registered else None,
+            created_at=rs["created"] or now,
+            replicas=rs["replicas"],
+            ready_replicas=rs["ready"],
+        )
+        if rs["replicas"] == 0 and not registered:
+            version.phase = VersionPhase.DRAINED
+        else:
+            version.phase, version.superseded_at = VersionPhase.DRAINING, now
+            version.autoscaled = rs["replicas"] > 0
+            remove_at = parse_rfc3339(rs["annotations"].get(build.REMOVE_AT_ANNOTATION))
+            if remove_at is not None:
+                version.idle_since = remove_at - drain_delay
+        rollout.versions.append(version)
+        adopted.append(version)
+    return adopted

@@ -140,10 +140,22 @@ def test_a_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
     assert version["phase"] == "Latest"
     assert status["deploymentId"] == version["deploymentId"]
     assert f"http://{version['name']}.{ns}.svc.cluster.local:9080/" in registered_uris(stack)
-    assert status["labelSelector"] == f"app={NAME},pod-template-hash={version['hash']}"
+    # Without spec.selector, upstream selects a version's pods by the hash alone.
+    assert status["labelSelector"] == f"pod-template-hash={version['hash']}"
     rs = get(stack, "rs", version["name"], ns)
     assert rs is not None
     assert rs["metadata"]["annotations"]["restate.dev/deployment-id"] == version["deploymentId"]
+    service = get(stack, "service", version["name"], ns)
+    assert service is not None
+    assert service["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": version["name"],
+            "uid": rs["metadata"]["uid"],
+            "controller": True,
+        }
+    ], "owned by its ReplicaSet, as upstream's"
     stable = get(stack, "service", NAME, ns)
     assert stable is not None
     assert stable["spec"]["selector"]["pod-template-hash"] == version["hash"]
@@ -178,6 +190,8 @@ def test_b_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) 
     rs_v1 = get(stack, "rs", v1, ns)
     assert rs_v1 is not None
     assert rs_v1["spec"]["replicas"] == 1, "a draining version keeps its pods"
+    assert rs_v1["metadata"]["generation"] == 1, "a superseded version's ReplicaSet is not rewritten"
+    assert "restate.dev/latest" not in rs_v1["metadata"]["labels"]
     assert any(v1 in uri for uri in registered_uris(stack)), "a draining version stays registered"
     hpa = get(stack, "hpa", v1, ns)
     assert hpa is not None, "a draining version scales with its remaining load"
@@ -410,3 +424,88 @@ def test_hash_collision_moves_to_the_next_name(operator: Operator, ns: str) -> N
     assert untouched is not None
     assert untouched["spec"]["template"]["spec"]["containers"][0]["image"] == "other:1"
     assert whoami(stack) == "v1"
+
+
+def side_whoami(stack: Stack) -> httpx.Response:
+    return httpx.post(f"{stack.restate.ingress_url}/VersionedSide/whoami", json=None, timeout=60)
+
+
+def test_a_superseded_version_stays_while_it_is_the_latest_for_a_service(operator: Operator, ns: str) -> None:
+    """v1 serves Versioned and VersionedSide, v2 only Versioned: deregistering v1 once it drained
+    would remove VersionedSide from Restate."""
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1-side", stack))
+    v1 = latest_name(wait_ready(stack, ns))
+    assert side_whoami(stack).json() == "v1-side"
+    apply(stack, rsd(ns, "v2", stack))
+    v2 = latest_name(wait_ready(stack, ns))
+    assert v2 != v1
+    assert whoami(stack) == "v2"
+
+    time.sleep(6)  # drainDelaySeconds is 1: a retired v1 would be gone by now
+    response = side_whoami(stack)
+    assert response.status_code == 200, response.text
+    assert response.json() == "v1-side"
+    assert any(v1 in uri for uri in registered_uris(stack))
+    assert phases(stack, ns)[v1] == "Draining"
+    message = condition(get(stack, "rsd", NAME, ns), "Ready")["message"]
+    assert f"{v1} stays: it is still the latest deployment of VersionedSide" in message
+    rs_v1 = get(stack, "rs", v1, ns)
+    assert rs_v1 is not None
+    assert rs_v1["spec"]["replicas"] == 1, "it keeps its pods while it serves"
+
+
+def test_knative_mode_is_degraded_and_creates_nothing(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    obj = rsd(ns, "v1", stack)
+    obj["spec"]["deploymentMode"] = "knative"
+    apply(stack, obj)
+
+    def degraded() -> bool:
+        return condition(get(stack, "rsd", NAME, ns), "Degraded").get("status") == "True"
+
+    procs.wait_until("Degraded", degraded, timeout=60)
+    found = get(stack, "rsd", NAME, ns)
+    cond = condition(found, "Degraded")
+    assert cond["reason"] == "KnativeNotSupported"
+    assert "Knative mode is not supported yet" in cond["message"]
+    assert condition(found, "Ready")["status"] == "False"
+    created = stack.control_plane.kubectl("get", "rs,svc,hpa", "-n", ns, "-o", "name")
+    assert created.strip() == "", f"nothing is created in Knative mode: {created}"
+    assert not any(f".{ns}.svc." in uri for uri in registered_uris(stack))
+
+
+def test_a_users_service_named_like_the_resource_is_left_alone(operator: Operator, ns: str) -> None:
+    stack = operator.stack
+    users = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": NAME, "namespace": ns, "labels": {"owner": "user"}},
+        "spec": {"selector": {"app": "users-own"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }
+    stack.control_plane.kubectl("create", "-f", "-", input=json.dumps(users))
+    before = get(stack, "service", NAME, ns)
+    assert before is not None
+    apply(stack, rsd(ns, "v1", stack))
+    obj = wait_ready(stack, ns)
+    assert whoami(stack) == "v1", "the versions work without the stable Service"
+    conflict = condition(obj, "StableServiceConflict")
+    assert (conflict["status"], conflict["reason"]) == ("True", "ServiceNotOwned")
+    assert f"Service {ns}/{NAME} exists and is not controlled by this RestateDeployment" in conflict["message"]
+    after = get(stack, "service", NAME, ns)
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "untouched"
+    assert "ownerReferences" not in after["metadata"]
+    assert after["spec"]["selector"] == {"app": "users-own"}
+    events = json.loads(
+        stack.control_plane.kubectl(
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            ns,
+            "-o",
+            "json",
+            f"--field-selector=regarding.name={NAME},type=Warning",
+        )
+    )["items"]
+    assert [e["reason"] for e in events] == ["ServiceNotOwned"], "one Warning, not one per pass"

@@ -16,13 +16,13 @@ from typing import Any
 HELLO_IMAGE = "restate-operator.local/examples/hello:0.1"
 # Pods of these run a real restate-server (see pod_runner.restate_launch): RestateCluster nodes.
 RESTATE_IMAGES = {"docker.io/restatedev/restate:1.7.12"}
-VERSIONED_IMAGE = "restate-operator.local/examples/versioned"  # tags v1, v2, breaking
+VERSIONED_IMAGE = "restate-operator.local/examples/versioned"  # tags v1, v2, breaking, v1-side (+VersionedSide)
 
 IMAGES: dict[str, list[str]] = {
     HELLO_IMAGE: [sys.executable, "-m", "examples.hello"],
     **{
         f"{VERSIONED_IMAGE}:{tag}": [sys.executable, "-m", "examples.versioned", "--version", tag]
-        for tag in ("v1", "v2", "breaking")
+        for tag in ("v1", "v2", "breaking", "v1-side")
     },
 }
 

@@ -1,9 +1,22 @@
-"""The drain report and the idle/retire decision."""
+"""The drain report, the idle/retire decision, and adopting versions from their ReplicaSets."""
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
+import pytest
+
 from services.models.deployment import VersionPhase
-from services.reconcilers.rollout import DrainReport, Rollout, Version, idle_decision
+from services.reconcilers.rollout import (
+    DrainReport,
+    Rollout,
+    Version,
+    adopt,
+    idle_decision,
+    parse_rfc3339,
+    replica_set_view,
+)
 
 ROWS = [
     {"kind": "deployment", "id": "dp_old"},
@@ -53,3 +66,132 @@ def test_rollback_revives_an_older_version_at_the_front() -> None:
     assert [v.hash for v in rollout.versions] == ["h1", "h2"]
     assert (revived.superseded_at, revived.idle_since, rollout.force_drain) == (None, None, [])
     assert rollout.version("h2") is v2
+
+
+# --- adoption: versions only the ReplicaSets know of (upstream's, or after a lost state) ---
+
+UID = "6009e180-1be9-4884-83a1-6adab9c484a7"
+CREATED = datetime.datetime(2026, 11, 30, 0, 45, 46, tzinfo=datetime.UTC).timestamp()
+REMOVE_AT_S = datetime.datetime(2026, 11, 30, 0, 55, 52, tzinfo=datetime.UTC).timestamp()
+REMOVE_AT = REMOVE_AT_S + 0.220866
+NOW = CREATED + 60
+
+
+def upstream_replica_set(
+    name: str, *, replicas: int = 1, created: str, annotations: dict[str, str] | None = None, owner: str = UID
+) -> dict[str, Any]:
+    """A ReplicaSet as upstream-fixtures/restatedeployments-mid-drain.yaml shows them."""
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": created,
+            "labels": {
+                "app": "greeter",
+                "app.kubernetes.io/managed-by": "restate-operator",
+                "pod-template-hash": name.rsplit("-", 1)[1],
+                "restate.dev/owned-by": "greeter",
+            },
+            "annotations": {"restate.dev/pod-template": "{}", **(annotations or {})},
+            "ownerReferences": [
+                {"apiVersion": "restate.dev/v1beta1", "kind": "RestateDeployment", "name": "greeter", "uid": owner}
+            ],
+        },
+        "spec": {"replicas": replicas},
+        "status": {
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "observedGeneration": 1,
+        },
+    }
+
+
+def test_upstream_removal_time_parses_with_nanoseconds_and_offset() -> None:
+    assert parse_rfc3339("2026-11-30T00:55:52.220866106+00:00") == pytest.approx(REMOVE_AT)
+    assert parse_rfc3339("2026-11-30T00:55:52Z") == REMOVE_AT_S
+    assert parse_rfc3339("2026-11-30t01:55:52+01:00") == REMOVE_AT_S
+    assert parse_rfc3339("2026-11-30T00:55:52") is None, "no offset: not RFC 3339"
+    assert parse_rfc3339("soon") is None
+    assert parse_rfc3339(None) is None
+
+
+def test_view_of_an_upstream_replica_set() -> None:
+    rs = upstream_replica_set(
+        "greeter-479f58c8d7", created="2026-11-30T00:45:46Z", annotations={"restate.dev/deployment-id": "dp_old"}
+    )
+    view = replica_set_view(rs, UID)
+    assert (view["name"], view["hash"], view["uid"], view["owned"]) == (
+        "greeter-479f58c8d7",
+        "479f58c8d7",
+        "uid-greeter-479f58c8d7",
+        True,
+    )
+    assert (view["replicas"], view["ready"], view["available"], view["observed"]) == (1, 1, 1, True)
+    assert view["created"] == CREATED
+    assert view["annotations"]["restate.dev/deployment-id"] == "dp_old"
+    assert replica_set_view(rs, "someone-else")["owned"] is False
+
+
+def test_adoption_continues_an_upstream_drain() -> None:
+    """The mid-drain fixture: a new version, an old one with work, an idle one whose removal time is
+    stamped, a historic one at 0 replicas (still registered), and one Restate no longer knows."""
+    now = NOW
+    found = [
+        upstream_replica_set(
+            "greeter-479f58c8d7", created="2026-11-30T00:45:46Z", annotations={"restate.dev/deployment-id": "dp_old"}
+        ),
+        upstream_replica_set(
+            "greeter-558cd58fb5", created="2026-11-30T00:45:48Z", annotations={"restate.dev/deployment-id": "dp_new"}
+        ),
+        upstream_replica_set(
+            "greeter-9547b4f8f6",
+            created="2026-11-30T00:45:47Z",
+            annotations={
+                "restate.dev/deployment-id": "dp_idle",
+                "restate.dev/remove-version-at": "2026-11-30T00:55:52.220866106+00:00",
+            },
+        ),
+        upstream_replica_set(
+            "greeter-bb4", replicas=0, created="2026-11-30T00:40:00Z", annotations={"restate.dev/deployment-id": "dp_h"}
+        ),
+        upstream_replica_set(
+            "greeter-cc4", replicas=0, created="2026-11-30T00:30:00Z", annotations={"restate.dev/deployment-id": "dp_x"}
+        ),
+        upstream_replica_set("greeter-dd4", created="2026-11-30T00:20:00Z", owner="another-uid"),
+    ]
+    report = DrainReport.parse(
+        [
+            *({"kind": "deployment", "id": d} for d in ("dp_old", "dp_new", "dp_idle", "dp_h")),
+            {"kind": "latest", "id": "dp_new", "service": "Versioned"},
+            {"kind": "pinned", "id": "dp_old", "n": 1},
+        ]
+    )
+    rollout = Rollout()
+    adopted = adopt(rollout, [replica_set_view(rs, UID) for rs in found], report, drain_delay=600, now=now)
+    assert [v.name for v in adopted] == [
+        "greeter-558cd58fb5",
+        "greeter-9547b4f8f6",
+        "greeter-479f58c8d7",
+        "greeter-bb4",
+        "greeter-cc4",
+    ], "newest first; another resource's ReplicaSet is not ours"
+    new, idle, old, historic, forgotten = adopted
+    assert (new.deployment_id, old.deployment_id, historic.deployment_id) == ("dp_new", "dp_old", "dp_h")
+    assert old.phase == VersionPhase.DRAINING
+    assert idle_decision(old, report.work("dp_old"), now, 600, forced=False) == (False, None)
+    assert idle.idle_since == pytest.approx(REMOVE_AT - 600)
+    retire, remaining = idle_decision(idle, 0, now, 600, forced=False)
+    assert not retire
+    assert remaining == pytest.approx(REMOVE_AT - now), "upstream's removal time, not a fresh delay"
+    assert idle_decision(idle, 0, REMOVE_AT + 1, 600, forced=False)[0]
+    assert historic.phase == VersionPhase.DRAINING, "still registered: it is deregistered, then counts as Drained"
+    assert not historic.autoscaled
+    assert (forgotten.phase, forgotten.deployment_id) == (VersionPhase.DRAINED, None)
+    assert old.autoscaled, "upstream may have given a draining version an autoscaler"
+
+    latest = rollout.make_latest("greeter-558cd58fb5", "558cd58fb5", now)
+    assert latest is new
+    assert latest.deployment_id == "dp_new", "the registration is reused, not made again"
+    assert adopt(rollout, [replica_set_view(rs, UID) for rs in found], report, 600, now) == []
