@@ -2,31 +2,51 @@
 
 One pass: validate the spec (pure; a bad spec is Degraded with the reason, nothing applied) →
 namespace (a pre-existing one we do not own is used as is, never changed or deleted) → network
-policies → ServiceAccount, ConfigMap, Services, PodDisruptionBudget → volume expansion → StatefulSet
-→ readiness. Scale-downs are not applied silently: Restate nodes must be decommissioned first, so
-the operator keeps the current size and says so until `restate.dev/allow-scale-down: "true"`.
-With `cluster.autoProvision`, once pod restate-0 runs, the operator provisions the cluster through
-the node gRPC API, after checking that the nodes will not provision themselves (split brain).
-AWS Pod Identity, security groups and GCP Workload Identity are applied when enabled (operator
-setting and spec), each checked by a canary Job before the cluster counts as Ready.
+policies → ServiceAccount, ConfigMap, Services, PodDisruptionBudget → signing-key provider class and
+cloud identities → volume expansion → StatefulSet → readiness. Scale-downs are not applied silently:
+Restate nodes must be decommissioned first, so the operator keeps the current size and says so until
+`restate.dev/allow-scale-down: "true"`. With `cluster.autoProvision`, once pod restate-0 runs, the
+operator provisions the cluster through the node gRPC API, after checking that the nodes will not
+provision themselves (split brain). AWS Pod Identity, security groups and GCP Workload Identity are
+applied when enabled (operator setting and spec), each checked by a canary Job before the nodes start.
+
+Guarantees: a failed child stops only what depends on it (`Findings`): the StatefulSet is left as it
+is while an object its pods need failed, everything else is applied, and the first failure is raised
+once the pass is done. A third-party kind whose CRD is not served is skipped, as upstream does, and
+named in the `MissingCRDs` condition with what to install.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass, field
 from typing import Any
 
-from services.builders.cluster import compute, identity, network_policies
-from services.builders.cluster.common import config_hash, mandatory_labels, namespace_of
+from services.builders.cluster import compute, identity, network_policies, quantity
+from services.builders.cluster.common import (
+    ALLOW_SCALE_DOWN,
+    LEGACY_TEMPLATE_ANNOTATIONS,
+    config_hash,
+    mandatory_labels,
+    namespace_of,
+)
 from services.clients import node_ctl
 from services.clients.kube import RESOURCES, Obj
 from services.reconcilers.framework import Kind, Outcome, StepFailed, Steps
 
 FINALIZER = "clusters.restate.dev"
-ALLOW_SCALE_DOWN = "restate.dev/allow-scale-down"
 STORAGE_MANAGER = "restate-operator/storage"
 NOT_READY_RECHECK_SECONDS = 60.0
+IDENTITY_RECHECK_SECONDS = 10.0
+MISSING_CRDS = "MissingCRDs"
+# Third-party kinds: what to install for each, and what the nodes run without while its CRD is not served.
+THIRD_PARTY: dict[str, tuple[str, str]] = {
+    "SecretProviderClass": ("the Secrets Store CSI driver", "the signing key (spec.security.requestSigningPrivateKey)"),
+    "SecurityGroupPolicy": ("the AWS VPC resource controller", "spec.security.awsPodSecurityGroups"),
+    "PodIdentityAssociation": ("the AWS ACK EKS controller", "spec.security.awsPodIdentityAssociationRoleArn"),
+    "IAMPolicyMember": ("Config Connector", "GCP Workload Identity (iam.gke.io/gcp-service-account)"),
+}
 
 
 def validate(rsc: Obj, steps: Steps) -> None:
@@ -49,6 +69,46 @@ def self_provisioning_disabled(rsc: Obj) -> bool:
             return str(entry["value"]).lower() == "false"
     config = tomllib.loads(rsc["spec"].get("config") or "")
     return config.get("auto-provision") is False
+
+
+@dataclass
+class Findings:
+    """What one pass met without stopping: third-party CRDs not served, and children that failed.
+
+    `pods_blocked`: a failed child is one the pods need (ServiceAccount, ConfigMap, signing-key
+    provider class, security groups, a cloud identity). The StatefulSet is then left as it is: new
+    pods would start without it, and on a passing error the template would change twice."""
+
+    missing_crds: set[str] = field(default_factory=set)
+    failures: list[StepFailed] = field(default_factory=list)
+    pods_blocked: bool = False
+
+    def conditions(self) -> list[dict[str, Any]]:
+        if not self.missing_crds:
+            return []
+        kinds = sorted(self.missing_crds)
+        parts = []
+        for kind in kinds:
+            installs, without = THIRD_PARTY[kind]
+            crd = f"{RESOURCES[kind].plural}.{RESOURCES[kind].group}"
+            parts.append(
+                f"{kind} ({crd}) is not installed: install {installs}; until then the nodes run without {without}"
+            )
+        reason = f"{kinds[0]}CRDNotFound" if len(kinds) == 1 else "CRDsNotFound"
+        return [{"type": MISSING_CRDS, "status": "True", "reason": reason, "message": "; ".join(parts)}]
+
+
+async def apply_child(steps: Steps, obj: Obj, found: Findings, *, pods_need: bool) -> Obj | None:
+    """Apply one child; None when it failed (recorded in `found`) or its third-party CRD is not served."""
+    try:
+        return await steps.apply(obj)
+    except StepFailed as failure:
+        if failure.error == "NotFound" and obj["kind"] in THIRD_PARTY:
+            found.missing_crds.add(obj["kind"])
+        else:
+            found.failures.append(failure)
+            found.pods_blocked |= pods_need
+        return None
 
 
 # --- journaled actions ---
@@ -78,11 +138,13 @@ async def current_statefulset(steps: Steps, namespace: str) -> dict[str, Any] | 
         return None
     claim = (sts["spec"].get("volumeClaimTemplates") or [{}])[0].get("spec") or {}
     status = sts.get("status") or {}
+    template_annotations = (sts["spec"]["template"].get("metadata") or {}).get("annotations") or {}
     return {
         "uid": sts["metadata"]["uid"],
         "replicas": sts["spec"].get("replicas", 1),
         "storage": (claim.get("resources") or {}).get("requests", {}).get("storage"),
         "vac": claim.get("volumeAttributesClassName"),
+        "legacy": {k: v for k, v in template_annotations.items() if k in LEGACY_TEMPLATE_ANNOTATIONS},
         "status_replicas": status.get("replicas", 0),
         "ready": status.get("readyReplicas", 0),
         "updated": status.get("updatedReplicas", 0),
@@ -117,6 +179,12 @@ async def orphan_statefulset(steps: Steps, namespace: str) -> None:
     await (await steps.kube()).delete(RESOURCES["StatefulSet"], "restate", namespace, propagation="Orphan")
 
 
+def claim_template_changed(current: dict[str, Any], storage: Obj) -> bool:
+    """Sizes are compared by value: the apiserver stores 10000000000 as 10G."""
+    size_changed = not quantity.same(current["storage"], storage["storageRequestBytes"])
+    return size_changed or current["vac"] != storage.get("volumeAttributesClassName")
+
+
 # --- the pass ---
 
 
@@ -124,6 +192,7 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
     settings, spec, name = steps.deps.settings, rsc["spec"], rsc["metadata"]["name"]
     namespace = namespace_of(rsc)
     validate(rsc, steps)
+    found = Findings()
 
     owner = await steps.run(f"get Namespace {namespace}", namespace_owner, steps, namespace)
     if not owner["exists"] or rsc["metadata"]["uid"] in owner["owners"]:
@@ -135,45 +204,61 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
         await steps.run("delete NetworkPolicies", delete_policies, steps, namespace, names)
     else:
         for policy in network_policies.network_policies(rsc, settings):
-            await steps.apply(policy)
+            await apply_child(steps, policy, found, pods_need=False)
         await steps.run(
             "delete legacy NetworkPolicies", delete_policies, steps, namespace, list(network_policies.LEGACY_NAMES)
         )
 
+    for child in (compute.service_account(rsc), compute.config_map(rsc)):
+        await apply_child(steps, child, found, pods_need=True)
+    for child in (compute.service(rsc), compute.headless_service(rsc), compute.pod_disruption_budget(rsc)):
+        await apply_child(steps, child, found, pods_need=False)
+
     # The signing-key Secret is not read: the operator may read Secrets only in its own namespace.
     # A missing one keeps the pods from starting, which the not-ready message below points at.
     if provider_class := compute.secret_provider_class(rsc):
-        await _apply_third_party(steps, provider_class, "the Secrets Store CSI driver")
+        await apply_child(steps, provider_class, found, pods_need=True)
     else:
         stale = [("SecretProviderClass", compute.SIGNING_PROVIDER_CLASS)]
         await steps.run("delete SecretProviderClass", delete_objects, steps, namespace, stale)
 
-    for child in (compute.service_account(rsc), compute.config_map(rsc)):
-        await steps.apply(child)
-    identity_wait = await _identities(steps, rsc)
+    identity_wait = await _identities(steps, rsc, found)
+    extra = found.conditions()
+    if found.pods_blocked:
+        raise found.failures[0]
     if identity_wait:
         # Pods created before their identity works would start without credentials: wait first.
         reason, message = identity_wait
+        if found.failures:
+            raise found.failures[0]
         kept = {**_previous_counts(rsc), "configHash": config_hash(spec.get("config") or "")}
-        return Outcome(ready=False, reason=reason, message=message, requeue_after=10.0, status=kept)
-    for child in (compute.service(rsc), compute.headless_service(rsc), compute.pod_disruption_budget(rsc)):
-        await steps.apply(child)
+        return Outcome(
+            ready=False,
+            reason=reason,
+            message=message,
+            requeue_after=IDENTITY_RECHECK_SECONDS,
+            status=kept,
+            conditions=extra,
+        )
 
     current = await steps.run("get StatefulSet restate", current_statefulset, steps, namespace)
     unbound = await steps.run("expand volumes", expand_volumes, steps, rsc)
-    desired_storage = str(spec["storage"]["storageRequestBytes"])
-    if current and (
-        current["storage"] != desired_storage or current["vac"] != spec["storage"].get("volumeAttributesClassName")
-    ):
+    if current and claim_template_changed(current, spec["storage"]):
+        # The re-created one keeps the size and template the pods run with (no scale-down, no roll).
         await steps.run("re-create StatefulSet for its claim template", orphan_statefulset, steps, namespace)
-        current = None
 
     wanted = spec["compute"].get("replicas", 1)
     replicas, scale_down_blocked = wanted, False
     allowed = (rsc["metadata"].get("annotations") or {}).get(ALLOW_SCALE_DOWN) == "true"
     if current and wanted < current["replicas"] and not allowed:
         replicas, scale_down_blocked = current["replicas"], True
-    applied = await steps.apply(compute.statefulset(rsc, settings, replicas=replicas))
+    legacy = current["legacy"] if current else {}
+    desired = compute.statefulset(
+        rsc, settings, replicas=replicas, missing_crds=frozenset(found.missing_crds), legacy_annotations=legacy
+    )
+    applied = await steps.apply(desired)
+    if found.failures:
+        raise found.failures[0]
 
     status: dict[str, Any] = {
         "replicas": (applied.get("status") or {}).get("replicas", 0),
@@ -189,13 +274,19 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
         waiting, provisioned = await _provision(steps, rsc, namespace)
         if waiting:
             return Outcome(
-                ready=False, reason="ProvisioningPodNotRunning", message=waiting, requeue_after=5.0, status=status
+                ready=False,
+                reason="ProvisioningPodNotRunning",
+                message=waiting,
+                requeue_after=5.0,
+                status=status,
+                conditions=extra,
             )
         status["provisioned"] = True
         if provisioned:
             status["provisionedConfiguration"] = provisioned
     drift = drift_condition({**rsc, "status": status})
-    extra = [drift] if drift else []
+    if drift:
+        extra.append(drift)
     if scale_down_blocked:
         return Outcome(
             ready=False,
@@ -216,12 +307,13 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
             status=status,
             conditions=extra,
         )
-    sts_status = applied.get("status") or {}
-    if sts_status.get("replicas", 0) != replicas or sts_status.get("readyReplicas", 0) < replicas:
+    not_ready = statefulset_not_ready(applied.get("status") or {}, replicas)
+    if not_ready:
+        reason, message = not_ready
         return Outcome(
             ready=False,
-            reason="StatefulSetNotReady",
-            message=f"{sts_status.get('readyReplicas', 0)}/{replicas} Restate nodes ready{_mount_hint(rsc)}",
+            reason=reason,
+            message=message + _mount_hint(rsc),
             requeue_after=NOT_READY_RECHECK_SECONDS,
             status=status,
             conditions=extra,
@@ -235,6 +327,23 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
     )
 
 
+def statefulset_not_ready(sts_status: Obj, replicas: int) -> tuple[str, str] | None:
+    """(reason, message) while the nodes are not all ready, with upstream's reasons."""
+    if not sts_status:
+        return "StatefulSetNoStatus", "StatefulSet has no status set; it may have just been created"
+    if sts_status.get("replicas", 0) != replicas:
+        return "StatefulSetScaling", (
+            f"StatefulSet has {sts_status.get('replicas', 0)} replicas instead of the expected {replicas}; "
+            "it may be scaling up or down"
+        )
+    ready = sts_status.get("readyReplicas", 0)
+    if ready < replicas:
+        return "StatefulSetPodNotReady", (
+            f"StatefulSet has {ready} ready replicas instead of the expected {replicas}; a pod may not be ready"
+        )
+    return None
+
+
 async def delete_objects(steps: Steps, namespace: str, objects: list[tuple[str, str]]) -> None:
     """Delete (kind, name) pairs; absent objects, or kinds whose CRD is not installed, are fine."""
     kube = await steps.kube()
@@ -242,34 +351,42 @@ async def delete_objects(steps: Steps, namespace: str, objects: list[tuple[str, 
         await kube.delete(RESOURCES[kind], name, namespace)
 
 
-async def _apply_third_party(steps: Steps, obj: Obj, installs: str) -> Obj:
-    try:
-        return await steps.apply(obj)
-    except StepFailed as failure:
-        if failure.error == "NotFound":
-            message = f"{obj['kind']} ({obj['apiVersion']}) is not served: install {installs}, or unset the field"
-            raise StepFailed(f"apply {obj['kind']}", message, permanent=True, error="NotFound") from failure
-        raise
-
-
 def _condition(obj: Obj, type_: str) -> str | None:
     found = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == type_), None)
     return None if found is None else str(found.get("status"))
 
 
-async def _canary(steps: Steps, rsc: Obj, name: str, script: str, prefix: str) -> tuple[str, str] | None:
-    """Run the canary Job; None once it completed, else (reason, message)."""
+async def _canary(
+    steps: Steps, rsc: Obj, found: Findings, name: str, command: list[str], prefix: str
+) -> tuple[str, str] | None:
+    """Run the canary Job; None once it completed, else (reason, message).
+
+    A Job's pod template is immutable, so a changed one (new tolerations, canary image) is refused
+    as Invalid: the Job is then deleted and created afresh, as upstream does. Only when the new
+    Job is refused too is it a failure."""
     namespace = namespace_of(rsc)
-    job = await steps.apply(identity.canary_job(rsc, steps.deps.settings, name, script))
+    pending = f"{prefix}CanaryPending", f"waiting for canary Job {name} to check the pods' cloud identity"
+    desired = identity.canary_job(rsc, steps.deps.settings, name, command)
+    try:
+        job: Obj | None = await steps.apply(desired)
+    except StepFailed as failure:
+        if failure.error != "Invalid":
+            found.failures.append(failure)
+            found.pods_blocked = True
+            return pending
+        await steps.run(f"delete Job {name} to re-create it", delete_objects, steps, namespace, [("Job", name)])
+        job = await apply_child(steps, desired, found, pods_need=True)
+    if job is None:
+        return pending
     if _condition(job, "Complete") == "True":
         return None
     if _condition(job, "Failed") == "True":
         await steps.run(f"delete Job {name}", delete_objects, steps, namespace, [("Job", name)])
         return f"{prefix}CanaryFailed", f"canary Job {name} failed: the pods' cloud identity does not work yet"
-    return f"{prefix}CanaryPending", f"waiting for canary Job {name} to check the pods' cloud identity"
+    return pending
 
 
-async def _identities(steps: Steps, rsc: Obj) -> tuple[str, str] | None:
+async def _identities(steps: Steps, rsc: Obj, found: Findings) -> tuple[str, str] | None:
     """AWS Pod Identity, security groups and GCP Workload Identity; returns what it waits for, if anything."""
     settings, namespace = steps.deps.settings, namespace_of(rsc)
     network_policies_on = not (rsc["spec"].get("security") or {}).get("disableNetworkPolicies")
@@ -277,23 +394,27 @@ async def _identities(steps: Steps, rsc: Obj) -> tuple[str, str] | None:
     role = identity.pia_role(rsc, settings)
     if role:
         association = identity.pod_identity_association(rsc, settings, role)
-        pia = await _apply_third_party(steps, association, "the AWS ACK EKS controller")
+        pia = await apply_child(steps, association, found, pods_need=True)
         if network_policies_on:
-            await steps.apply(identity.pia_egress_policy(rsc))
-        if _condition(pia, "ACK.ResourceSynced") != "True":
+            await apply_child(steps, identity.pia_egress_policy(rsc), found, pods_need=True)
+        if pia is None:
+            pass  # not served (skipped) or failed (the pods wait): `found` says which
+        elif _condition(pia, "ACK.ResourceSynced") != "True":
             waiting = (
                 "PodIdentityAssociationNotSynced",
                 "waiting for the AWS ACK controller to sync PodIdentityAssociation restate",
             )
         else:
-            waiting = await _canary(steps, rsc, identity.PIA_CANARY, identity.PIA_SCRIPT, "PodIdentityAssociation")
+            waiting = await _canary(
+                steps, rsc, found, identity.PIA_CANARY, identity.PIA_COMMAND, "PodIdentityAssociation"
+            )
     else:
         stale = [("NetworkPolicy", identity.PIA_EGRESS_POLICY)]
         if settings.aws_pod_identity_association_cluster:
             stale += [("PodIdentityAssociation", "restate"), ("Job", identity.PIA_CANARY)]
         await steps.run("delete Pod Identity objects", delete_objects, steps, namespace, stale)
     if groups := identity.security_groups(rsc):
-        await _apply_third_party(steps, identity.security_group_policy(rsc, groups), "the AWS VPC resource controller")
+        await apply_child(steps, identity.security_group_policy(rsc, groups), found, pods_need=True)
     else:
         await steps.run(
             "delete SecurityGroupPolicy", delete_objects, steps, namespace, [("SecurityGroupPolicy", "restate")]
@@ -304,11 +425,15 @@ async def _identities(steps: Steps, rsc: Obj) -> tuple[str, str] | None:
             member = identity.iam_policy_member(rsc, email)
         except ValueError as exc:
             raise StepFailed("GCP Workload Identity", str(exc), permanent=True, error="Invalid") from exc
-        applied = await _apply_third_party(steps, member, "Config Connector")
-        if _condition(applied, "Ready") != "True":
+        applied = await apply_child(steps, member, found, pods_need=True)
+        if applied is None:
+            pass
+        elif _condition(applied, "Ready") != "True":
             waiting = waiting or ("IAMPolicyMemberNotReady", "waiting for Config Connector to apply IAMPolicyMember")
         else:
-            waiting = waiting or await _canary(steps, rsc, identity.WI_CANARY, identity.WI_SCRIPT, "WorkloadIdentity")
+            waiting = waiting or await _canary(
+                steps, rsc, found, identity.WI_CANARY, identity.WI_COMMAND, "WorkloadIdentity"
+            )
     elif settings.gcp_workload_identity:
         stale = [("IAMPolicyMember", "restate-workload-identity"), ("Job", identity.WI_CANARY)]
         await steps.run("delete Workload Identity objects", delete_objects, steps, namespace, stale)

@@ -331,7 +331,9 @@ def test_volume_expansion_grows_claims_and_recreates_the_statefulset(
     wait_for(stack, ns, "Ready", "True")
 
 
-def test_scale_down_waits_for_an_explicit_go_ahead(operator: Operator, cluster_name: str, storage_class: str) -> None:
+def test_scale_down_waits_for_an_explicit_go_ahead_which_rolls_no_node(
+    operator: Operator, cluster_name: str, storage_class: str
+) -> None:
     stack, ns = operator.stack, cluster_name
     apply(stack, cluster(ns, storage_class, compute={"replicas": 2}))
     wait_for(stack, ns, "Ready", "True")
@@ -342,11 +344,32 @@ def test_scale_down_waits_for_an_explicit_go_ahead(operator: Operator, cluster_n
 
     procs.wait_until("ScaleDownBlocked", blocked, timeout=30)
     assert "restate.dev/allow-scale-down=true" in condition(get(stack, "rsc", ns), "Ready")["message"]
-    assert child(stack, "statefulset", "restate", ns)["spec"]["replicas"] == 2
+    before = child(stack, "statefulset", "restate", ns)
+    assert before["spec"]["replicas"] == 2
     stack.control_plane.kubectl("annotate", "rsc", ns, "restate.dev/allow-scale-down=true")
     procs.wait_until(
         "scaled to 1", lambda: child(stack, "statefulset", "restate", ns)["spec"]["replicas"] == 1, timeout=30
     )
+    after = child(stack, "statefulset", "restate", ns)
+    assert after["spec"]["template"] == before["spec"]["template"], "the node that stays is not rolled"
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1, "one change: replicas"
+    assert after["status"]["updateRevision"] == before["status"]["updateRevision"]
+    assert "restate.dev/allow-scale-down" not in (after["metadata"].get("annotations") or {})
+
+
+def test_a_size_the_apiserver_rewrites_keeps_the_statefulset(
+    operator: Operator, cluster_name: str, storage_class: str
+) -> None:
+    """3000000000 is stored as 3G: compared as strings, every pass orphaned and re-created the StatefulSet."""
+    stack, ns = operator.stack, cluster_name
+    apply(stack, cluster(ns, storage_class, storage={"storageRequestBytes": 3 * 10**9}))
+    wait_for(stack, ns, "Ready", "True")
+    sts = child(stack, "statefulset", "restate", ns)
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "3G"
+    for _ in range(3):
+        result = httpx.post(f"{stack.restate.ingress_url}/ClusterReconciler/{ns}/reconcile", json={}, timeout=60)
+        assert result.json()["reason"] == "Reconciled"
+    assert child(stack, "statefulset", "restate", ns)["metadata"]["uid"] == sts["metadata"]["uid"]
 
 
 def test_disabling_network_policies_deletes_them(operator: Operator, cluster_name: str, storage_class: str) -> None:

@@ -59,17 +59,44 @@ def cluster_name(operator: Operator) -> Iterator[str]:
     operator.stack.control_plane.kubectl("delete", "rsc", name, "--ignore-not-found", "--wait=false")
 
 
-def test_missing_third_party_crd_is_degraded_with_what_to_install(
-    operator: Operator, cluster_name: str, storage_class: str
+SIGNING_PROVIDER = {"version": "v1", "secretProvider": {"provider": "aws", "path": "key.pem"}}
+
+
+@pytest.mark.parametrize(
+    ("security", "crd", "installs"),
+    [
+        pytest.param(
+            {"requestSigningPrivateKey": SIGNING_PROVIDER},
+            "secretproviderclasses.secrets-store.csi.x-k8s.io",  # no test installs it
+            "the Secrets Store CSI driver",
+            id="secret-provider-class",
+        ),
+        pytest.param(
+            {"awsPodSecurityGroups": ["sg-1"]},
+            "securitygrouppolicies.vpcresources.k8s.aws",  # installed by third_party_crds, later in this module
+            "the AWS VPC resource controller",
+            id="security-group-policy",
+        ),
+    ],
+)
+def test_missing_third_party_crd_is_named_and_the_cluster_runs_without_it(
+    operator: Operator, cluster_name: str, storage_class: str, security: dict[str, Any], crd: str, installs: str
 ) -> None:
-    stack = operator.stack
-    if get(stack, "crd", "securitygrouppolicies.vpcresources.k8s.aws") is not None:
-        pytest.skip("the CRD is already installed in this run")
-    apply(stack, cluster(cluster_name, storage_class, security={"awsPodSecurityGroups": ["sg-1"]}))
-    obj = wait_for(stack, cluster_name, "Degraded", "True")
-    message = condition(obj, "Degraded")["message"]
-    assert "SecurityGroupPolicy (vpcresources.k8s.aws/v1beta1) is not served" in message
-    assert "install the AWS VPC resource controller" in message
+    """As upstream: the integration is skipped and the rest applied; we also say what to install."""
+    stack, ns = operator.stack, cluster_name
+    if get(stack, "crd", crd) is not None:
+        pytest.skip(f"{crd} is installed in this run")
+    apply(stack, cluster(ns, storage_class, security=security))
+    obj = wait_for(stack, ns, "Ready", "True")
+    missing = condition(obj, "MissingCRDs")
+    assert missing["status"] == "True"
+    assert f"({crd}) is not installed: install {installs}" in missing["message"]
+    assert condition(obj, "Degraded")["status"] == "False"
+    assert get(stack, "service", "restate", ns) is not None
+    assert get(stack, "service", "restate-cluster", ns) is not None
+    template = get(stack, "statefulset", "restate", ns)["spec"]["template"]  # type: ignore[index]
+    assert "restate.dev/aws-security-groups" not in (template["metadata"].get("annotations") or {})
+    assert not [v for v in template["spec"]["volumes"] if "csi" in v], "no volume nothing could mount"
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +187,35 @@ def test_gcp_workload_identity_binds_the_service_account(
     set_condition(stack, "iampolicymembers.iam.cnrm.cloud.google.com", "restate-workload-identity", ns, "Ready")
     wait_for(stack, ns, "Ready", "True", timeout=90)
     assert get(stack, "job", "restate-wi-canary", ns) is not None
+
+
+def test_changed_tolerations_recreate_the_canary_job_and_reach_the_nodes(
+    operator: Operator, cluster_name: str, storage_class: str, third_party_crds: None
+) -> None:
+    """A Job's pod template is immutable: the changed canary is re-created instead of failing the cluster."""
+    stack, ns = operator.stack, cluster_name
+    security = {"awsPodIdentityAssociationRoleArn": ROLE}
+    apply(stack, cluster(ns, storage_class, security=security))
+    procs.wait_until("not synced", lambda: reason(stack, ns) == "PodIdentityAssociationNotSynced", timeout=60)
+    set_condition(stack, "podidentityassociations.eks.services.k8s.aws", "restate", ns, "ACK.ResourceSynced")
+    wait_for(stack, ns, "Ready", "True", timeout=90)
+    first = get(stack, "job", "restate-pia-canary", ns)
+    assert first is not None
+
+    tolerations = [{"key": "dedicated", "operator": "Equal", "value": "restate", "effect": "NoSchedule"}]
+    apply(stack, cluster(ns, storage_class, security=security, compute={"tolerations": tolerations}))
+
+    def nodes_tolerate() -> bool:
+        sts = get(stack, "statefulset", "restate", ns)
+        return bool(sts and sts["spec"]["template"]["spec"].get("tolerations") == tolerations)
+
+    procs.wait_until("tolerations reach the StatefulSet", nodes_tolerate, timeout=90)
+    job = get(stack, "job", "restate-pia-canary", ns)
+    assert job is not None
+    assert job["metadata"]["uid"] != first["metadata"]["uid"], "re-created"
+    assert job["spec"]["template"]["spec"]["tolerations"] == tolerations
+    obj = wait_for(stack, ns, "Ready", "True", timeout=90)
+    assert condition(obj, "Degraded")["status"] == "False"
 
 
 def test_malformed_gcp_service_account_is_degraded(

@@ -1,16 +1,30 @@
 """The Restate nodes: ServiceAccount, config, Services, PodDisruptionBudget and the StatefulSet.
 
-Pure: a RestateCluster (and settings) in, desired objects out. `pod_volumes` raises
+Pure: a RestateCluster (and settings) in, desired objects out. `statefulset` raises
 `InvalidCluster` for specs that cannot be applied (volume name or mount path collisions), with a
 message that says which names collide.
+
+The pod template is upstream's, field for field (tests/unit/services/test_cluster_builders.py
+compares it with what upstream's operator wrote): a template that differs by one annotation rolls
+every Restate node when the operator takes a cluster over.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from services.builders.cluster import identity
-from services.builders.cluster.common import PORTS, Obj, config_hash, mandatory_labels, metadata, namespace_of
+from services.builders.cluster.common import (
+    LEGACY_TEMPLATE_ANNOTATIONS,
+    PORTS,
+    Obj,
+    config_hash,
+    cr_annotations,
+    mandatory_labels,
+    metadata,
+    namespace_of,
+)
 from services.builders.common import RESTRICTED_POD_SECURITY
 from services.settings import Settings
 
@@ -19,6 +33,9 @@ SIGNING_SECRET_VOLUME = "request-signing-private-key-secret"
 SIGNING_PROVIDER_VOLUME = "request-signing-private-key-secret-provider"
 SIGNING_PROVIDER_CLASS = "request-signing-key-v1"
 H2C = "kubernetes.io/h2c"
+# Upstream's pod security context: ours minus runAsNonRoot, which runAsUser 1000 makes redundant
+# and which would change (and so roll) every pod template taken over from upstream.
+POD_SECURITY: Obj = {k: v for k, v in RESTRICTED_POD_SECURITY.items() if k != "runAsNonRoot"}
 
 
 class InvalidCluster(ValueError):
@@ -103,21 +120,22 @@ def secret_provider_class(rsc: Obj) -> Obj | None:
     }
 
 
-def _signing(rsc: Obj) -> tuple[list[Obj], list[Obj], list[Obj]]:
-    """(volumes, mounts, env) for the request-signing key."""
+def _signing(rsc: Obj, missing_crds: frozenset[str]) -> tuple[list[Obj], list[Obj], list[Obj]]:
+    """(volumes, mounts, env) for the request-signing key; none from a provider whose CRD is not served
+    (as upstream: the pods would never start with a volume no CSI driver can mount)."""
     key = ((rsc["spec"].get("security") or {}).get("requestSigningPrivateKey")) or {}
     if secret := key.get("secret"):
         volume = {
             "name": SIGNING_SECRET_VOLUME,
+            # The mode on the item, as upstream (defaultMode would change the pod template).
             "secret": {
                 "secretName": secret["secretName"],
-                "items": [{"key": secret["key"], "path": "private.pem"}],
-                "defaultMode": 0o400,
+                "items": [{"key": secret["key"], "path": "private.pem", "mode": 0o400}],
             },
         }
         path = "/signing-key/private.pem"
         name = SIGNING_SECRET_VOLUME
-    elif provider := key.get("secretProvider"):
+    elif (provider := key.get("secretProvider")) and "SecretProviderClass" not in missing_crds:
         volume = {
             "name": SIGNING_PROVIDER_VOLUME,
             "csi": {
@@ -143,11 +161,7 @@ def _trusted_cas(rsc: Obj, settings: Settings) -> tuple[list[Obj], list[Obj], li
     volumes: list[Obj] = [
         {
             "name": f"trusted-ca-{i}",
-            "secret": {
-                "secretName": ca["secretName"],
-                "items": [{"key": ca["key"], "path": "ca.pem"}],
-                "defaultMode": 0o444,
-            },
+            "secret": {"secretName": ca["secretName"], "items": [{"key": ca["key"], "path": "ca.pem", "mode": 0o444}]},
         }
         for i, ca in enumerate(cas)
     ]
@@ -216,11 +230,26 @@ def _check_unique(kind: str, values: list[str]) -> None:
         raise InvalidCluster(f"{kind} {', '.join(sorted(set(dupes)))} used more than once; rename the extra one(s)")
 
 
-def statefulset(rsc: Obj, settings: Settings, *, replicas: int) -> Obj:
-    """The Restate nodes. `replicas` is passed in: the reconciler decides whether a scale-down may happen."""
+def statefulset(
+    rsc: Obj,
+    settings: Settings,
+    *,
+    replicas: int,
+    missing_crds: frozenset[str] = frozenset(),
+    legacy_annotations: Mapping[str, str] | None = None,
+) -> Obj:
+    """The Restate nodes.
+
+    `replicas` is passed in: the reconciler decides whether a scale-down may happen.
+    `missing_crds`: third-party kinds the apiserver does not serve; what depends on them is left out.
+    `legacy_annotations`: LEGACY_TEMPLATE_ANNOTATIONS found on the current pod template, kept as they
+    are. Upstream copies kubectl's last-applied-configuration onto the pod template, so every
+    `kubectl apply` (even of replicas) rolls the nodes; we never add it, but keep a value upstream
+    wrote, frozen, so that taking over does not roll the nodes either.
+    """
     spec, compute = rsc["spec"], rsc["spec"]["compute"]
     storage = spec["storage"]
-    sign_volumes, sign_mounts, sign_env = _signing(rsc)
+    sign_volumes, sign_mounts, sign_env = _signing(rsc, missing_crds)
     ca_volumes, ca_mounts, ca_env, ca_init, ca_reference = _trusted_cas(rsc, settings)
     volumes = [
         {"name": "tmp", "emptyDir": {}},
@@ -256,7 +285,7 @@ def statefulset(rsc: Obj, settings: Settings, *, replicas: int) -> Obj:
         "serviceAccountName": "restate",
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": compute.get("terminationGracePeriodSeconds", 60),
-        "securityContext": dict(RESTRICTED_POD_SECURITY),
+        "securityContext": dict(POD_SECURITY),
         "containers": [container],
         "volumes": volumes,
     }
@@ -276,7 +305,7 @@ def statefulset(rsc: Obj, settings: Settings, *, replicas: int) -> Obj:
         if compute.get(source) is not None:
             pod[target] = compute[source]
     meta = metadata(rsc, "restate")
-    internal = identity.pod_annotations(rsc, settings)
+    internal = identity.pod_annotations(rsc, settings, missing_crds)
     if ca_reference:
         internal["restate.dev/trusted-ca-certs"] = ca_reference
     claim: Obj = {
@@ -301,8 +330,19 @@ def statefulset(rsc: Obj, settings: Settings, *, replicas: int) -> Obj:
             "selector": {"matchLabels": mandatory_labels(rsc)},
             "template": {
                 "metadata": {
-                    "labels": {**(compute.get("labels") or {}), **meta["labels"]},
-                    "annotations": {**(compute.get("annotations") or {}), **meta["annotations"], **internal},
+                    # Upstream's: the user's, then the CR's labels and ours (no managed-by: pods are not
+                    # children the watcher selects by it).
+                    "labels": {
+                        **(compute.get("labels") or {}),
+                        **(rsc["metadata"].get("labels") or {}),
+                        **mandatory_labels(rsc),
+                    },
+                    "annotations": {
+                        **(compute.get("annotations") or {}),
+                        **cr_annotations(rsc),
+                        **{k: v for k, v in (legacy_annotations or {}).items() if k in LEGACY_TEMPLATE_ANNOTATIONS},
+                        **internal,
+                    },
                 },
                 "spec": pod,
             },

@@ -98,14 +98,17 @@ def pia_egress_policy(rsc: Obj) -> Obj:
     }
 
 
-def canary_job(rsc: Obj, settings: Settings, name: str, script: str) -> Obj:
-    """A one-shot pod with the nodes' ServiceAccount that succeeds only if the credential works."""
+def canary_job(rsc: Obj, settings: Settings, name: str, command: list[str]) -> Obj:
+    """A one-shot pod with the nodes' ServiceAccount that succeeds only if the credential works.
+
+    Its pod template is upstream's exactly (no metadata of ours): a Job's template is immutable, so
+    any difference would force re-creating a Job taken over from upstream."""
     meta = metadata(rsc, name)
     meta["labels"]["app.kubernetes.io/name"] = name
     pod: Obj = {
         "serviceAccountName": "restate",
         "restartPolicy": "Never",
-        "containers": [{"name": "canary", "image": settings.canary_image, "command": ["sh", "-c", script]}],
+        "containers": [{"name": "canary", "image": settings.canary_image, "command": command}],
     }
     if tolerations := rsc["spec"]["compute"].get("tolerations"):
         pod["tolerations"] = tolerations
@@ -113,30 +116,36 @@ def canary_job(rsc: Obj, settings: Settings, name: str, script: str) -> Obj:
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": meta,
-        "spec": {
-            "backoffLimit": 1,
-            "template": {"metadata": {"labels": {"app.kubernetes.io/name": name}}, "spec": pod},
-        },
+        "spec": {"backoffLimit": 1, "template": {"spec": pod}},
     }
 
 
-PIA_SCRIPT = "grep -q AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE /proc/self/environ"
-WI_SCRIPT = (
-    'wget --header "Metadata-Flavor: Google" -q -O /dev/null '
-    "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
-)
+# Upstream's canary commands, verbatim (see canary_job).
+PIA_COMMAND = ["grep", "-q", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/proc/self/environ"]
+WI_COMMAND = [
+    "wget",
+    "--header",
+    "Metadata-Flavor: Google",
+    "-q",
+    "-O",
+    "/dev/null",
+    "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token",
+]
 
 
-def pod_annotations(rsc: Obj, settings: Settings) -> dict[str, str]:
-    """Inputs of the identities, on the pod template so that changing them rolls the pods."""
+def pod_annotations(rsc: Obj, settings: Settings, missing_crds: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Inputs of the identities in effect, on the pod template so that changing them rolls the pods.
+
+    An integration whose CRD is not served is not in effect: no annotation, so the pods roll (and
+    get it) once the CRD is installed and the integration works."""
     annotations: dict[str, str] = {}
-    if role := pia_role(rsc, settings):
+    if (role := pia_role(rsc, settings)) and "PodIdentityAssociation" not in missing_crds:
         annotations["restate.dev/aws-pod-identity-association-cluster"] = str(
             settings.aws_pod_identity_association_cluster
         )
         annotations["restate.dev/aws-pod-identity-association-role-arn"] = role
-    if groups := security_groups(rsc):
+    if (groups := security_groups(rsc)) and "SecurityGroupPolicy" not in missing_crds:
         annotations["restate.dev/aws-security-groups"] = ",".join(groups)
-    if email := gcp_service_account(rsc, settings):
+    if (email := gcp_service_account(rsc, settings)) and "IAMPolicyMember" not in missing_crds:
         annotations["restate.dev/gcp-service-account"] = email
     return annotations

@@ -49,11 +49,38 @@ def test_gcp_project_needs_a_service_account_email(email: str) -> None:
         identity.gcp_project(email)
 
 
-def test_canary_job_uses_the_nodes_account_and_tolerations() -> None:
-    job = identity.canary_job(rsc(), ON, identity.PIA_CANARY, identity.PIA_SCRIPT)
-    pod = job["spec"]["template"]["spec"]
+def test_an_integration_whose_crd_is_not_served_leaves_no_pod_annotation() -> None:
+    spec = rsc(
+        awsPodIdentityAssociationRoleArn="arn:role",
+        awsPodSecurityGroups=["sg-1"],
+        serviceAccountAnnotations={identity.GCP_ANNOTATION: "a@p.iam.gserviceaccount.com"},
+    )
+    assert identity.pod_annotations(spec, ON, frozenset({"PodIdentityAssociation", "IAMPolicyMember"})) == {
+        "restate.dev/aws-security-groups": "sg-1"
+    }
+    assert identity.pod_annotations(spec, ON, frozenset({"SecurityGroupPolicy"})) == {
+        "restate.dev/aws-pod-identity-association-cluster": "eks",
+        "restate.dev/aws-pod-identity-association-role-arn": "arn:role",
+        "restate.dev/gcp-service-account": "a@p.iam.gserviceaccount.com",
+    }
+
+
+def test_canary_job_is_upstreams_with_the_nodes_account_and_tolerations() -> None:
+    """The pod template is immutable: one differing from upstream's would force re-creating its Job."""
+    job = identity.canary_job(rsc(), ON, identity.PIA_CANARY, identity.PIA_COMMAND)
     assert job["spec"]["backoffLimit"] == 1
     assert job["metadata"]["labels"]["app.kubernetes.io/name"] == identity.PIA_CANARY
-    assert (pod["serviceAccountName"], pod["restartPolicy"]) == ("restate", "Never")
-    assert pod["tolerations"] == [{"operator": "Exists"}]
-    assert pod["containers"][0]["command"] == ["sh", "-c", identity.PIA_SCRIPT]
+    assert job["spec"]["template"] == {
+        "spec": {
+            "serviceAccountName": "restate",
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "canary",
+                    "image": "alpine:3.21",
+                    "command": ["grep", "-q", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/proc/self/environ"],
+                }
+            ],
+            "tolerations": [{"operator": "Exists"}],
+        }
+    }
