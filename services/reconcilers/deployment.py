@@ -188,6 +188,15 @@ async def warn(steps: Steps, rsd: Obj, reason: str, note: str) -> None:
     )
 
 
+def not_available_reason(rs: Obj, replicas: int) -> str:
+    """Upstream's reasons for a version whose pods are not all there yet, most fundamental first."""
+    if not rs["observed"] or rs["current"] != replicas:
+        return "ReplicaSetScaling"
+    if rs["ready"] < replicas:
+        return "ReplicaSetPodNotReady"
+    return "ReplicaSetPodNotAvailable"
+
+
 # --- the pass ---
 
 
@@ -263,7 +272,7 @@ async def converge(steps: Steps, rsd: Obj) -> Outcome:
         message = f"{rs['available']}/{replicas} pods of {desired_name} available"
         return Outcome(
             ready=False,
-            reason="ReplicaSetNotAvailable",
+            reason=not_available_reason(rs, replicas),
             message=message,
             requeue_after=_min(PENDING_RECHECK_SECONDS, next_wakeup),
             status=status,
@@ -349,11 +358,13 @@ async def _promote(
     if not (rs["observed"] and rs["available"] >= replicas and rs["ready"] >= replicas):
         latest.phase = VersionPhase.PENDING
         # The ReplicaSet's own events usually come first; the wake-up is the fallback.
-        return "ReplicaSetNotAvailable", f"{rs['available']}/{replicas} pods of {latest.name} available", 30.0
+        message = f"{rs['available']}/{replicas} pods of {latest.name} available"
+        return not_available_reason(rs, replicas), message, 30.0
     endpoints = await steps.run(f"count endpoints of {latest.name}", ready_endpoints, steps, namespace, latest.name)
     if endpoints == 0 and replicas > 0:
         latest.phase = VersionPhase.PENDING
-        return "EndpointsNotReady", f"Service {latest.name} has no ready endpoints yet", 2.0
+        # The watcher forwards the version's EndpointSlice changes; the wake-up is the fallback.
+        return "EndpointsNotReady", f"Service {latest.name} has no ready endpoints yet", 30.0
     if cluster := restate_spec["register"].get("cluster"):
         problem = await steps.run(f"check RestateCluster {cluster}", cluster_ready, steps, cluster)
         if problem:

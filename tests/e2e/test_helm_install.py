@@ -150,6 +150,12 @@ def assert_two_watchers_forwarded_and_restate_ran_each_once(release: ChartInstal
         metrics = httpx.get(f"http://{pod['ip']}:8082/metrics", timeout=10).text
         forwarded = [line for line in metrics.splitlines() if line.startswith("restate_watcher_forwarded_total{")]
         assert sum(float(line.rpartition(" ")[2]) for line in forwarded) > 0, f"{pod['name']} forwarded nothing"
+        slices = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith('restate_watcher_events_total{kind="EndpointSlice"')
+        ]
+        assert sum(float(line.rpartition(" ")[2]) for line in slices) > 0, "version endpoints are watched"
     query = (
         "SELECT idempotency_key, count(*) AS runs FROM sys_invocation WHERE target_service_name = "
         "'DeploymentReconciler' AND idempotency_key IS NOT NULL GROUP BY idempotency_key"
