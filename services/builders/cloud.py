@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.builders.common import MANAGED_BY, RESTRICTED_POD_SECURITY, Obj, owner_reference, user_annotations
+from services.builders.common import MANAGED_BY, Obj, owner_reference, user_annotations
 from services.models.cloud import RestateCloudEnvironment
 from services.settings import Settings
 
 TOKEN_PATH = "/restate-bearer-token"
 DEFAULT_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+# Upstream's tunnel pod security, exactly: a pod template that differs from the one upstream wrote
+# would restart the tunnel when this operator takes over (so no runAsNonRoot, no capabilities drop;
+# runAsUser 1000 already keeps the process off root).
+POD_SECURITY: Obj = {
+    "runAsUser": 1000,
+    "runAsGroup": 3000,
+    "fsGroup": 2000,
+    "fsGroupChangePolicy": "OnRootMismatch",
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY: Obj = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True}
 
 
 def tunnel_name(rce: Obj) -> str:
@@ -24,12 +35,17 @@ def selector_labels(rce: Obj) -> dict[str, str]:
     return {"app.kubernetes.io/name": "restate-cloud-tunnel-client", "app.kubernetes.io/instance": tunnel_name(rce)}
 
 
+def _labels(rce: Obj) -> dict[str, str]:
+    """The resource's labels with the selector labels on top: what upstream puts on the pods too."""
+    return {**(rce["metadata"].get("labels") or {}), **selector_labels(rce)}
+
+
 def _metadata(rce: Obj, settings: Settings) -> Obj:
-    labels = {**(rce["metadata"].get("labels") or {}), **selector_labels(rce), **MANAGED_BY}
     return {
         "name": tunnel_name(rce),
         "namespace": settings.operator_namespace,
-        "labels": labels,
+        # managed-by only on the objects (the watcher selects them by it), not on the pod template.
+        "labels": {**_labels(rce), **MANAGED_BY},
         "annotations": user_annotations(rce),
         "ownerReferences": [owner_reference(rce)],
     }
@@ -48,21 +64,15 @@ def _env(rce: Obj, spec: RestateCloudEnvironment) -> list[dict[str, str]]:
         "RUST_LIB_BACKTRACE": "0",
         "RUST_LOG": "info",
     }
-    env: list[Any] = [{"name": k, "value": v} for k, v in defaults.items()]
-    for extra in (tunnel.env if tunnel else None) or []:
-        index = next((i for i, e in enumerate(env) if e["name"] == extra["name"]), None)
-        if index is None:
-            env.append(extra)
-        else:
-            env[index] = extra
-    return env
+    # Upstream's order: the defaults the user does not override, then the user's entries as given.
+    custom: list[Any] = list((tunnel.env if tunnel else None) or [])
+    overridden = {e["name"] for e in custom}
+    return [{"name": k, "value": v} for k, v in defaults.items() if k not in overridden] + custom
 
 
 def _ports(remote_proxy: bool) -> list[tuple[str, int]]:
-    ports = [("health", 9090)]
-    if remote_proxy:
-        ports += [("ingress", 8080), ("admin", 9070)]
-    return ports
+    """Upstream's order: the proxy ports (if any) first, then health."""
+    return ([("ingress", 8080), ("admin", 9070)] if remote_proxy else []) + [("health", 9090)]
 
 
 def tunnel_deployment(rce: Obj, settings: Settings) -> Obj:
@@ -79,11 +89,7 @@ def tunnel_deployment(rce: Obj, settings: Settings) -> Obj:
         ],
         "readinessProbe": {"httpGet": {"path": "/health", "port": 9090}},
         "resources": (tunnel.resources if tunnel and tunnel.resources else DEFAULT_RESOURCES),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": dict(CONTAINER_SECURITY),
         "volumeMounts": [
             {"name": "bearer-token", "mountPath": TOKEN_PATH, "subPath": "bearer-token", "readOnly": True}
         ],
@@ -93,7 +99,7 @@ def tunnel_deployment(rce: Obj, settings: Settings) -> Obj:
     pod_spec: Obj = {
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 310,
-        "securityContext": dict(RESTRICTED_POD_SECURITY),
+        "securityContext": dict(POD_SECURITY),
         "containers": [container],
         "volumes": [
             {
@@ -119,7 +125,7 @@ def tunnel_deployment(rce: Obj, settings: Settings) -> Obj:
             "replicas": tunnel.replicas if tunnel else 1,
             "selector": {"matchLabels": selector_labels(rce)},
             "template": {
-                "metadata": {"labels": metadata["labels"], "annotations": metadata["annotations"]},
+                "metadata": {"labels": _labels(rce), "annotations": metadata["annotations"]},
                 "spec": pod_spec,
             },
         },
@@ -132,8 +138,9 @@ def tunnel_service(rce: Obj, settings: Settings) -> Obj:
         {"name": name, "port": port, "targetPort": port, "protocol": "TCP"}
         for name, port in _ports(bool(tunnel and tunnel.remote_proxy))
     ]
-    for port in ports[1:]:
-        port["appProtocol"] = "kubernetes.io/h2c"
+    for port in ports:
+        if port["name"] != "health":
+            port["appProtocol"] = "kubernetes.io/h2c"
     return {
         "apiVersion": "v1",
         "kind": "Service",
