@@ -703,7 +703,9 @@ def test_cloud_identity_rules_follow_the_values(default: list[Obj], custom: list
 @pytest.mark.integration  # `helm install --dry-run=client` (the only way to see NOTES) still asks a cluster
 def test_notes_print_the_next_commands(stack: Stack, helm: Helm) -> None:
     kubeconfig = str(stack.control_plane.kubeconfig)
-    result = helm.run("install", RELEASE, str(CHART), "--namespace", NS, "--dry-run=client", "--kubeconfig", kubeconfig)
+    # --take-ownership: the session stack's CRDs were applied by kubectl (as a user migrating to the chart)
+    args = ["install", RELEASE, str(CHART), "--namespace", NS, "--dry-run=client", "--take-ownership"]
+    result = helm.run(*args, "--kubeconfig", kubeconfig)
     assert result.returncode == 0, result.stderr
     notes = result.stdout[result.stdout.index("NOTES:") :]
     assert "kubectl apply -f - <<YAML" in notes
@@ -854,7 +856,8 @@ def test_helm_release_secret_stays_well_under_the_1_mib_limit(stack: Stack, helm
         "bootstrap.image.repository=example.invalid/restate",
     ]
     common = [str(CHART), "--namespace", release_ns, "--kubeconfig", kubeconfig, *inert]
-    result = helm.run("install", release, *common)
+    # --take-ownership: the CRDs may already be there, applied by kubectl (the session's host-process operator)
+    result = helm.run("install", release, "--take-ownership", *common)
     assert result.returncode == 0, result.stderr
     try:
         secret = json.loads(
