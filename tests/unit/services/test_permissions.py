@@ -9,6 +9,7 @@ import pytest
 from services import rbacgen
 from services.clients import errors, permissions
 from services.clients.kube import RESOURCES, Kube
+from watcher import mapping
 
 
 class MustNotBeCalled:
@@ -68,3 +69,11 @@ def test_secrets_are_never_granted_cluster_wide() -> None:
 
 def test_chart_rbac_rules_are_generated_from_the_table() -> None:
     assert rbacgen.TEMPLATE.read_text() == rbacgen.render(), "run `make chart-rbac`"
+
+
+def test_every_kind_the_watcher_watches_is_granted_list_and_watch() -> None:
+    watched = {"RestateCluster", "RestateDeployment", "RestateCloudEnvironment"}
+    watched |= {*mapping.CHILD_KINDS, *mapping.OPTIONAL_CHILD_KINDS, *mapping.LABELLED}
+    observe = permissions.Grant(permissions.OBSERVE)
+    assert {kind for kind in watched if permissions.WATCHER.get(kind) != observe} == set()
+    assert set(permissions.WATCHER) == watched, "the watcher is granted nothing it does not watch"
