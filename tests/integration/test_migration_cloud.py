@@ -1,7 +1,7 @@
 """Taking a RestateCloudEnvironment over from upstream's operator (2.8.1) restarts no tunnel pod.
 
 The objects are the ones upstream created for RestateCloudEnvironment `env1`, as recorded in
-/work/shared/reference/upstream-fixtures/restatecloudenvironment.yaml (its spec in specs.yaml), minus
+tests/fixtures/upstream/restatecloudenvironment.yaml (its spec in specs.yaml), minus
 what the apiserver fills in: uid, resourceVersion, creationTimestamp, generation, managedFields,
 status, the Deployment's revision annotation and the Service's allocated clusterIP. The tunnel
 Deployment and Service carry upstream's metadata: the selector labels only, an owner reference to
@@ -16,17 +16,14 @@ patch without a field manager or User-Agent, which the apiserver records as mana
 from __future__ import annotations
 
 import json
-import ssl
 from typing import Any
 
-import httpx
 import pytest
-import yaml
 
+from tests import upstream
 from tests.helpers import get
 from tests.integration.test_reconcile_core import wait_ready
 from tests.stack import procs
-from tests.stack.control_plane import ADMIN_TOKEN
 from tests.stack.operator import OPERATOR_NAMESPACE, Operator
 from tests.stack.stack import Stack
 
@@ -37,176 +34,21 @@ NAME = "env1"
 TUNNEL = f"tunnel-{NAME}"
 FINALIZER = "cloudenvironments.restate.dev"
 TOKEN_SECRET = "cloud-token"
+RECORDED = "restatecloudenvironment.yaml"
 # specs.yaml's env1, as `kubectl apply`-ed for the recording.
-ENV1: Obj = {
-    "apiVersion": "restate.dev/v1beta1",
-    "kind": "RestateCloudEnvironment",
-    "metadata": {"name": NAME},
-    "spec": {
-        "environmentId": "env_201234567890abcdefghijklmn",
-        "region": "eu",
-        "signingPublicKey": "publickeyv1_2mjpwSmD6C2cyoZEo6xrc7AHmBqUPEsUPgVmJLmKqVDUEKAzU",
-        "authentication": {"secret": {"name": TOKEN_SECRET, "key": "token"}},
-    },
-}
-# The tunnel Deployment's and Service's specs as recorded; RCE_UID stands for the resource's uid.
-CHILDREN = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: tunnel-env1
-spec:
-  progressDeadlineSeconds: 600
-  replicas: 1
-  revisionHistoryLimit: 10
-  selector:
-    matchLabels:
-      app.kubernetes.io/instance: tunnel-env1
-      app.kubernetes.io/name: restate-cloud-tunnel-client
-  strategy:
-    rollingUpdate:
-      maxSurge: 25%
-      maxUnavailable: 25%
-    type: RollingUpdate
-  template:
-    metadata:
-      labels:
-        app.kubernetes.io/instance: tunnel-env1
-        app.kubernetes.io/name: restate-cloud-tunnel-client
-    spec:
-      automountServiceAccountToken: false
-      containers:
-      - env:
-        - name: RESTATE_TUNNEL_NAME
-          value: RCE_UID
-        - name: RESTATE_SIGNING_PUBLIC_KEY
-          value: publickeyv1_2mjpwSmD6C2cyoZEo6xrc7AHmBqUPEsUPgVmJLmKqVDUEKAzU
-        - name: RESTATE_ENVIRONMENT_ID
-          value: env_201234567890abcdefghijklmn
-        - name: RESTATE_CLOUD_REGION
-          value: eu
-        - name: RESTATE_BEARER_TOKEN_FILE
-          value: /restate-bearer-token
-        - name: RESTATE_REMOTE_PROXY
-          value: 'false'
-        - name: RUST_BACKTRACE
-          value: '1'
-        - name: RUST_LIB_BACKTRACE
-          value: '0'
-        - name: RUST_LOG
-          value: info
-        image: ghcr.io/restatedev/restate-cloud-tunnel-client:0.6.0
-        imagePullPolicy: IfNotPresent
-        name: restate-cloud-tunnel-client
-        ports:
-        - containerPort: 9090
-          name: health
-          protocol: TCP
-        readinessProbe:
-          failureThreshold: 3
-          httpGet:
-            path: /health
-            port: 9090
-            scheme: HTTP
-          periodSeconds: 10
-          successThreshold: 1
-          timeoutSeconds: 1
-        resources:
-          limits:
-            cpu: '2'
-            memory: 2Gi
-          requests:
-            cpu: '1'
-            memory: 1Gi
-        securityContext:
-          allowPrivilegeEscalation: false
-          readOnlyRootFilesystem: true
-        terminationMessagePath: /dev/termination-log
-        terminationMessagePolicy: File
-        volumeMounts:
-        - mountPath: /restate-bearer-token
-          name: bearer-token
-          readOnly: true
-          subPath: bearer-token
-      dnsPolicy: ClusterFirst
-      restartPolicy: Always
-      schedulerName: default-scheduler
-      securityContext:
-        fsGroup: 2000
-        fsGroupChangePolicy: OnRootMismatch
-        runAsGroup: 3000
-        runAsUser: 1000
-        seccompProfile:
-          type: RuntimeDefault
-      terminationGracePeriodSeconds: 310
-      volumes:
-      - name: bearer-token
-        secret:
-          defaultMode: 420
-          items:
-          - key: token
-            path: bearer-token
-          secretName: cloud-token
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: tunnel-env1
-spec:
-  internalTrafficPolicy: Cluster
-  ipFamilies:
-  - IPv4
-  ipFamilyPolicy: SingleStack
-  ports:
-  - name: health
-    port: 9090
-    protocol: TCP
-    targetPort: 9090
-  selector:
-    app.kubernetes.io/instance: tunnel-env1
-    app.kubernetes.io/name: restate-cloud-tunnel-client
-  sessionAffinity: None
-  type: ClusterIP
-"""
+ENV1: Obj = upstream.find("specs.yaml", "RestateCloudEnvironment", NAME)
 
 
 def upstream_children(uid: str) -> list[Obj]:
-    """What upstream's operator created for env1 (whose uid is `uid`)."""
-    children: list[Obj] = []
-    for child in yaml.safe_load_all(CHILDREN.replace("RCE_UID", uid)):
-        child["metadata"] = {
-            "name": child["metadata"]["name"],
-            "namespace": OPERATOR_NAMESPACE,
-            "labels": {"app.kubernetes.io/instance": TUNNEL, "app.kubernetes.io/name": "restate-cloud-tunnel-client"},
-            "ownerReferences": [
-                {
-                    "apiVersion": "restate.dev/v1beta1",
-                    "kind": "RestateCloudEnvironment",
-                    "name": NAME,
-                    "uid": uid,
-                    "controller": True,
-                }
-            ],
-        }
-        children.append(child)
-    return children
-
-
-def add_finalizer_as_upstream(stack: Stack, name: str) -> None:
-    """As kube-runtime's `finalizer()`: a JSON patch with a `test` precondition, no field manager, no User-Agent."""
-    cp = stack.control_plane
-    patch = [
-        {"op": "test", "path": "/metadata/finalizers", "value": None},
-        {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+    """What upstream's operator created for env1 (whose uid is `uid`): its tunnel Deployment and Service."""
+    recorded_uid = upstream.find(RECORDED, "RestateCloudEnvironment", NAME)["metadata"]["uid"]
+    children = [
+        upstream.as_created(upstream.find(RECORDED, kind, TUNNEL), owner_uid=uid, recorded_owner_uid=recorded_uid)
+        for kind in ("Deployment", "Service")
     ]
-    with httpx.Client(verify=ssl.create_default_context(cafile=str(cp.ca_file)), timeout=30) as http:
-        del http.headers["User-Agent"]
-        response = http.patch(
-            f"{cp.server}/apis/restate.dev/v1beta1/restatecloudenvironments/{name}",
-            content=json.dumps(patch),
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json-patch+json"},
-        )
-    response.raise_for_status()
+    for key in ("clusterIP", "clusterIPs"):  # allocated by the recording's apiserver
+        children[1]["spec"].pop(key, None)
+    return children
 
 
 def tunnel_pods(stack: Stack) -> list[Obj]:
@@ -231,7 +73,9 @@ def test_taking_over_from_upstream_keeps_the_tunnel_pod(operator: Operator) -> N
         cp.kubectl("apply", "-f", "-", input=json.dumps(secret))
         cp.kubectl("apply", "-f", "-", input=json.dumps(ENV1))
         uid = get(stack, "rce", NAME)["metadata"]["uid"]  # type: ignore[index]
-        add_finalizer_as_upstream(stack, NAME)
+        upstream.add_finalizer_as_upstream(
+            stack, f"/apis/restate.dev/v1beta1/restatecloudenvironments/{NAME}", FINALIZER
+        )
         for child in upstream_children(uid):
             cp.kubectl(
                 "apply",

@@ -1,7 +1,7 @@
 """Taking a RestateCluster over from upstream's operator (2.8.1) restarts nothing.
 
 The objects are the ones upstream created for RestateCluster `rc1`, as recorded in
-/work/shared/reference/upstream-fixtures/restatecluster.yaml (its spec in specs.yaml), minus what
+tests/fixtures/upstream/restatecluster.yaml (its spec in specs.yaml), minus what
 the apiserver fills in: uid, resourceVersion, creationTimestamp, generation, managedFields, status
 and the Service's allocated clusterIP. Every child there carries the same metadata
 (`upstream_metadata`: the CR's annotations, kubectl's last-applied-configuration included, its labels
@@ -17,17 +17,14 @@ apiserver records as manager `unknown`.
 from __future__ import annotations
 
 import json
-import ssl
 from typing import Any
 
-import httpx
 import pytest
-import yaml
 
+from tests import upstream
 from tests.helpers import condition, get
 from tests.integration.test_cluster import wait_for
 from tests.stack import procs
-from tests.stack.control_plane import ADMIN_TOKEN
 from tests.stack.operator import Operator
 from tests.stack.stack import Stack
 
@@ -37,384 +34,18 @@ Obj = dict[str, Any]
 NAME = "rc1"
 FINALIZER = "clusters.restate.dev"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+RECORDED = "restatecluster.yaml"
+_RECORDED_RC1 = upstream.find(RECORDED, "RestateCluster", NAME)
 # What `kubectl apply` of specs.yaml's rc1 stored; upstream copied it onto every child and the pod template.
-RC1_LAST_APPLIED = (
-    '{"apiVersion":"restate.dev/v1","kind":"RestateCluster","metadata":{"annotations":{},"name":"rc1"},'
-    '"spec":{"compute":{"image":"docker.io/restatedev/restate:1.7.12","replicas":1},'
-    '"config":"roles = [\\"worker\\", \\"admin\\", \\"metadata-server\\", \\"log-server\\", \\"http-ingress\\"]\\n",'
-    '"storage":{"storageRequestBytes":2147483648}}}\n'
-)
+RC1_LAST_APPLIED: str = _RECORDED_RC1["metadata"]["annotations"][LAST_APPLIED]
 RC1: Obj = {
-    "apiVersion": "restate.dev/v1",
+    "apiVersion": _RECORDED_RC1["apiVersion"],
     "kind": "RestateCluster",
     "metadata": {"name": NAME, "annotations": {LAST_APPLIED: RC1_LAST_APPLIED}},
-    "spec": {
-        "compute": {"image": "docker.io/restatedev/restate:1.7.12", "replicas": 1},
-        "config": 'roles = ["worker", "admin", "metadata-server", "log-server", "http-ingress"]\n',
-        "storage": {"storageRequestBytes": 2147483648},
-    },
+    "spec": _RECORDED_RC1["spec"],
 }
-# The children in the recording's order, metadata apart (see upstream_metadata).
-CHILDREN = """
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: restate
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: restate-config-831f490d
-data:
-  config.toml: 'roles = ["worker", "admin", "metadata-server", "log-server", "http-ingress"]
-
-    '
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: restate
-spec:
-  internalTrafficPolicy: Cluster
-  ipFamilies:
-  - IPv4
-  ipFamilyPolicy: SingleStack
-  ports:
-  - appProtocol: kubernetes.io/h2c
-    name: ingress
-    port: 8080
-    protocol: TCP
-    targetPort: 8080
-  - appProtocol: kubernetes.io/h2c
-    name: admin
-    port: 9070
-    protocol: TCP
-    targetPort: 9070
-  - appProtocol: kubernetes.io/h2c
-    name: metrics
-    port: 5122
-    protocol: TCP
-    targetPort: 5122
-  selector:
-    app.kubernetes.io/instance: rc1
-    app.kubernetes.io/name: restate
-  sessionAffinity: None
-  type: ClusterIP
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: restate-cluster
-spec:
-  clusterIP: None
-  clusterIPs:
-  - None
-  internalTrafficPolicy: Cluster
-  ipFamilies:
-  - IPv4
-  ipFamilyPolicy: SingleStack
-  ports:
-  - appProtocol: kubernetes.io/h2c
-    name: node
-    port: 5122
-    protocol: TCP
-    targetPort: 5122
-  publishNotReadyAddresses: true
-  selector:
-    app.kubernetes.io/instance: rc1
-    app.kubernetes.io/name: restate
-  sessionAffinity: None
-  type: ClusterIP
----
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata:
-  name: restate
-spec:
-  maxUnavailable: 1
-  selector:
-    matchLabels:
-      app.kubernetes.io/instance: rc1
-      app.kubernetes.io/name: restate
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: restate
-spec:
-  persistentVolumeClaimRetentionPolicy:
-    whenDeleted: Retain
-    whenScaled: Retain
-  podManagementPolicy: Parallel
-  replicas: 1
-  revisionHistoryLimit: 10
-  selector:
-    matchLabels:
-      app.kubernetes.io/instance: rc1
-      app.kubernetes.io/name: restate
-  serviceName: restate-cluster
-  template:
-    metadata:
-      annotations:
-        kubectl.kubernetes.io/last-applied-configuration: RC1_LAST_APPLIED
-      labels:
-        app.kubernetes.io/instance: rc1
-        app.kubernetes.io/name: restate
-    spec:
-      automountServiceAccountToken: false
-      containers:
-      - env:
-        - name: POD_NAME
-          valueFrom:
-            fieldRef:
-              apiVersion: v1
-              fieldPath: metadata.name
-        - name: POD_ZONE
-          valueFrom:
-            fieldRef:
-              apiVersion: v1
-              fieldPath: metadata.labels['topology.kubernetes.io/zone']
-        - name: POD_REGION
-          valueFrom:
-            fieldRef:
-              apiVersion: v1
-              fieldPath: metadata.labels['topology.kubernetes.io/region']
-        - name: RESTATE_LOG_FORMAT
-          value: json
-        - name: RESTATE_CLUSTER_NAME
-          value: rc1
-        - name: RESTATE_BASE_DIR
-          value: /restate-data
-        - name: RUST_BACKTRACE
-          value: '1'
-        - name: RUST_LIB_BACKTRACE
-          value: '0'
-        - name: RESTATE_CONFIG
-          value: /config/config.toml
-        - name: RESTATE_ADVERTISED_ADDRESS
-          value: http://$(POD_NAME).restate-cluster:5122
-        - name: RESTATE_NODE_NAME
-          value: $(POD_NAME)
-        image: docker.io/restatedev/restate:1.7.12
-        imagePullPolicy: IfNotPresent
-        name: restate
-        ports:
-        - containerPort: 8080
-          name: ingress
-          protocol: TCP
-        - containerPort: 9070
-          name: admin
-          protocol: TCP
-        - containerPort: 5122
-          name: metrics
-          protocol: TCP
-        readinessProbe:
-          failureThreshold: 3
-          httpGet:
-            path: /health
-            port: 9070
-            scheme: HTTP
-          initialDelaySeconds: 30
-          periodSeconds: 10
-          successThreshold: 1
-          timeoutSeconds: 1
-        resources: {}
-        securityContext:
-          allowPrivilegeEscalation: false
-          readOnlyRootFilesystem: true
-        terminationMessagePath: /dev/termination-log
-        terminationMessagePolicy: File
-        volumeMounts:
-        - mountPath: /restate-data
-          name: storage
-        - mountPath: /tmp
-          name: tmp
-        - mountPath: /config
-          name: config
-          readOnly: true
-      dnsPolicy: ClusterFirst
-      restartPolicy: Always
-      schedulerName: default-scheduler
-      securityContext:
-        fsGroup: 2000
-        fsGroupChangePolicy: OnRootMismatch
-        runAsGroup: 3000
-        runAsUser: 1000
-        seccompProfile:
-          type: RuntimeDefault
-      serviceAccount: restate
-      serviceAccountName: restate
-      terminationGracePeriodSeconds: 60
-      volumes:
-      - emptyDir: {}
-        name: tmp
-      - configMap:
-          defaultMode: 420
-          name: restate-config-831f490d
-        name: config
-  updateStrategy:
-    rollingUpdate:
-      partition: 0
-    type: RollingUpdate
-  volumeClaimTemplates:
-  - apiVersion: v1
-    kind: PersistentVolumeClaim
-    metadata:
-      labels:
-        app.kubernetes.io/instance: rc1
-        app.kubernetes.io/name: restate
-      name: storage
-    spec:
-      accessModes:
-      - ReadWriteOnce
-      resources:
-        requests:
-          storage: '2147483648'
-      volumeMode: Filesystem
-    status:
-      phase: Pending
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: allow-admin-access
-spec:
-  podSelector:
-    matchLabels:
-      app.kubernetes.io/instance: rc1
-      app.kubernetes.io/name: restate
-  policyTypes:
-  - Ingress
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: allow-egress-to-dns
-spec:
-  egress:
-  - ports:
-    - port: 53
-      protocol: UDP
-    - port: 53
-      protocol: TCP
-    to:
-    - namespaceSelector:
-        matchLabels:
-          kubernetes.io/metadata.name: kube-system
-      podSelector:
-        matchLabels:
-          k8s-app: kube-dns
-    - ipBlock:
-        cidr: 169.254.20.10/32
-  podSelector:
-    matchLabels:
-      app.kubernetes.io/instance: rc1
-      app.kubernetes.io/name: restate
-  policyTypes:
-  - Egress
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: allow-ingress-access
-spec:
-  podSelector:
-    matchLabels:
-      app.kubernetes.io/instance: rc1
-      app.kubernetes.io/name: restate
-  policyTypes:
-  - Ingress
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: allow-metrics-access
-spec:
-  ingress:
-  - from:
-    - namespaceSelector:
-        matchLabels:
-          kubernetes.io/metadata.name: rc1
-      podSelector:
-        matchLabels:
-          app.kubernetes.io/instance: rc1
-          app.kubernetes.io/name: restate
-    ports:
-    - port: 5122
-      protocol: TCP
-  podSelector:
-    matchLabels:
-      app.kubernetes.io/instance: rc1
-      app.kubernetes.io/name: restate
-  policyTypes:
-  - Ingress
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: allow-restate-egress
-spec:
-  egress:
-  - ports:
-    - port: 5122
-      protocol: TCP
-    to:
-    - namespaceSelector:
-        matchLabels:
-          kubernetes.io/metadata.name: rc1
-      podSelector:
-        matchLabels:
-          app.kubernetes.io/instance: rc1
-          app.kubernetes.io/name: restate
-  - to:
-    - namespaceSelector: {}
-      podSelector:
-        matchLabels:
-          allow.restate.dev/rc1: 'true'
-  podSelector:
-    matchLabels:
-      app.kubernetes.io/instance: rc1
-      app.kubernetes.io/name: restate
-  policyTypes:
-  - Egress
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: allow-restate-egress-to-public-internet
-spec:
-  egress:
-  - to:
-    - ipBlock:
-        cidr: 0.0.0.0/1
-        except:
-        - 10.0.0.0/8
-    - ipBlock:
-        cidr: 128.0.0.0/1
-        except:
-        - 192.168.0.0/16
-        - 172.16.0.0/12
-        - 169.254.0.0/16
-  podSelector:
-    matchLabels:
-      app.kubernetes.io/instance: rc1
-      app.kubernetes.io/name: restate
-  policyTypes:
-  - Egress
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: deny-all
-spec:
-  podSelector:
-    matchLabels:
-      app.kubernetes.io/instance: rc1
-      app.kubernetes.io/name: restate
-  policyTypes:
-  - Egress
-  - Ingress
-"""
+# Made by the apiserver and its controllers in every namespace, not by upstream's operator.
+NOT_UPSTREAMS = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
 
 
 def upstream_metadata(name: str, uid: str, *, namespaced: bool = True) -> Obj:
@@ -433,31 +64,19 @@ def upstream_metadata(name: str, uid: str, *, namespaced: bool = True) -> Obj:
 
 def upstream_children(uid: str) -> list[Obj]:
     """What upstream's operator created for rc1 (whose uid is `uid`), Namespace first."""
-    text = CHILDREN.replace("RC1_LAST_APPLIED", json.dumps(RC1_LAST_APPLIED))
     children: list[Obj] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": upstream_metadata(NAME, uid, namespaced=False)}
     ]
-    for child in yaml.safe_load_all(text):
-        child["metadata"] = upstream_metadata(child["metadata"]["name"], uid)
+    recorded_uid = _RECORDED_RC1["metadata"]["uid"]
+    for obj in upstream.objects(RECORDED):
+        if obj["kind"] == "RestateCluster" or (obj["kind"], obj["metadata"]["name"]) in NOT_UPSTREAMS:
+            continue
+        child = upstream.as_created(obj, owner_uid=uid, recorded_owner_uid=recorded_uid)
+        spec = child.get("spec", {})
+        if spec.get("clusterIP") not in (None, "None"):  # allocated by the recording's apiserver (not headless)
+            del spec["clusterIP"], spec["clusterIPs"]
         children.append(child)
     return children
-
-
-def add_finalizer_as_upstream(stack: Stack, name: str) -> None:
-    """As kube-runtime's `finalizer()`: a JSON patch with a `test` precondition, no field manager, no User-Agent."""
-    cp = stack.control_plane
-    patch = [
-        {"op": "test", "path": "/metadata/finalizers", "value": None},
-        {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-    ]
-    with httpx.Client(verify=ssl.create_default_context(cafile=str(cp.ca_file)), timeout=30) as http:
-        del http.headers["User-Agent"]
-        response = http.patch(
-            f"{cp.server}/apis/restate.dev/v1/restateclusters/{name}",
-            content=json.dumps(patch),
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json-patch+json"},
-        )
-    response.raise_for_status()
 
 
 def remove_finalizers(stack: Stack, name: str) -> None:
@@ -478,7 +97,7 @@ def test_taking_over_from_upstream_keeps_every_pod_and_deletes_cleanly(operator:
     try:
         cp.kubectl("create", "-f", "-", input=json.dumps(RC1))
         uid = get(stack, "rsc", NAME)["metadata"]["uid"]  # type: ignore[index]
-        add_finalizer_as_upstream(stack, NAME)
+        upstream.add_finalizer_as_upstream(stack, f"/apis/restate.dev/v1/restateclusters/{NAME}", FINALIZER)
         for child in upstream_children(uid):
             cp.kubectl(
                 "apply",

@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import yaml
-
 from services.builders import cloud
 from services.settings import Settings
+from tests import upstream
 
 SETTINGS = Settings(operator_namespace="ops", tunnel_client_default_image="tunnel:default")
 
@@ -86,127 +85,21 @@ def test_tunnel_overrides_replace_defaults_by_name_and_expose_proxy_ports() -> N
 
 # --- Taking over from upstream (2.8.1) restarts no tunnel pod -------------------------------------
 #
-# What upstream 2.8.1 really created for RestateCloudEnvironment `env1` (specs.yaml), as recorded in
-# /work/shared/reference/upstream-fixtures/restatecloudenvironment.yaml: the tunnel Deployment's
-# labels, selector and pod template, and the Service's labels and spec, minus what the apiserver
-# allocates (clusterIP(s)) — copied verbatim.
-UPSTREAM_ENV1: dict[str, Any] = {
-    "apiVersion": "restate.dev/v1beta1",
-    "kind": "RestateCloudEnvironment",
-    "metadata": {
-        "name": "env1",
-        "uid": "dc9c0c32-7873-46ab-9ecc-02ee110ff63e",
-        "annotations": {
-            "kubectl.kubernetes.io/last-applied-configuration": (
-                '{"apiVersion":"restate.dev/v1beta1","kind":"RestateCloudEnvironment","metadata":{"annotations":{},'
-                '"name":"env1"},"spec":{"authentication":{"secret":{"key":"token","name":"cloud-token"}},'
-                '"environmentId":"env_201234567890abcdefghijklmn","region":"eu",'
-                '"signingPublicKey":"publickeyv1_2mjpwSmD6C2cyoZEo6xrc7AHmBqUPEsUPgVmJLmKqVDUEKAzU"}}\n'
-            )
-        },
-    },
-    "spec": {
-        "authentication": {"secret": {"key": "token", "name": "cloud-token"}},
-        "environmentId": "env_201234567890abcdefghijklmn",
-        "region": "eu",
-        "signingPublicKey": "publickeyv1_2mjpwSmD6C2cyoZEo6xrc7AHmBqUPEsUPgVmJLmKqVDUEKAzU",
-    },
-}
+# What upstream 2.8.1 really created for RestateCloudEnvironment `env1` (tests/fixtures/upstream/):
+# the tunnel Deployment's labels, selector and pod template, and the Service's labels and spec,
+# minus what the apiserver allocates (clusterIP(s)).
+RECORDED = "restatecloudenvironment.yaml"
+UPSTREAM_ENV1 = upstream.find(RECORDED, "RestateCloudEnvironment", "env1")
 UPSTREAM_SETTINGS = Settings(
     operator_namespace="restate-operator",
     tunnel_client_default_image="ghcr.io/restatedev/restate-cloud-tunnel-client:0.6.0",
 )
 UPSTREAM_LABELS = {"app.kubernetes.io/instance": "tunnel-env1", "app.kubernetes.io/name": "restate-cloud-tunnel-client"}
-UPSTREAM_TEMPLATE = yaml.safe_load(
-    """
-metadata:
-  labels:
-    app.kubernetes.io/instance: tunnel-env1
-    app.kubernetes.io/name: restate-cloud-tunnel-client
-spec:
-  automountServiceAccountToken: false
-  containers:
-  - env:
-    - name: RESTATE_TUNNEL_NAME
-      value: dc9c0c32-7873-46ab-9ecc-02ee110ff63e
-    - name: RESTATE_SIGNING_PUBLIC_KEY
-      value: publickeyv1_2mjpwSmD6C2cyoZEo6xrc7AHmBqUPEsUPgVmJLmKqVDUEKAzU
-    - name: RESTATE_ENVIRONMENT_ID
-      value: env_201234567890abcdefghijklmn
-    - name: RESTATE_CLOUD_REGION
-      value: eu
-    - name: RESTATE_BEARER_TOKEN_FILE
-      value: /restate-bearer-token
-    - name: RESTATE_REMOTE_PROXY
-      value: 'false'
-    - name: RUST_BACKTRACE
-      value: '1'
-    - name: RUST_LIB_BACKTRACE
-      value: '0'
-    - name: RUST_LOG
-      value: info
-    image: ghcr.io/restatedev/restate-cloud-tunnel-client:0.6.0
-    imagePullPolicy: IfNotPresent
-    name: restate-cloud-tunnel-client
-    ports:
-    - containerPort: 9090
-      name: health
-      protocol: TCP
-    readinessProbe:
-      failureThreshold: 3
-      httpGet:
-        path: /health
-        port: 9090
-        scheme: HTTP
-      periodSeconds: 10
-      successThreshold: 1
-      timeoutSeconds: 1
-    resources:
-      limits:
-        cpu: '2'
-        memory: 2Gi
-      requests:
-        cpu: '1'
-        memory: 1Gi
-    securityContext:
-      allowPrivilegeEscalation: false
-      readOnlyRootFilesystem: true
-    terminationMessagePath: /dev/termination-log
-    terminationMessagePolicy: File
-    volumeMounts:
-    - mountPath: /restate-bearer-token
-      name: bearer-token
-      readOnly: true
-      subPath: bearer-token
-  dnsPolicy: ClusterFirst
-  restartPolicy: Always
-  schedulerName: default-scheduler
-  securityContext:
-    fsGroup: 2000
-    fsGroupChangePolicy: OnRootMismatch
-    runAsGroup: 3000
-    runAsUser: 1000
-    seccompProfile:
-      type: RuntimeDefault
-  terminationGracePeriodSeconds: 310
-  volumes:
-  - name: bearer-token
-    secret:
-      defaultMode: 420
-      items:
-      - key: token
-        path: bearer-token
-      secretName: cloud-token
-"""
-)
+UPSTREAM_TEMPLATE = upstream.find(RECORDED, "Deployment", "tunnel-env1")["spec"]["template"]
 UPSTREAM_SERVICE_SPEC = {
-    "internalTrafficPolicy": "Cluster",
-    "ipFamilies": ["IPv4"],
-    "ipFamilyPolicy": "SingleStack",
-    "ports": [{"name": "health", "port": 9090, "protocol": "TCP", "targetPort": 9090}],
-    "selector": UPSTREAM_LABELS,
-    "sessionAffinity": "None",
-    "type": "ClusterIP",
+    k: v
+    for k, v in upstream.find(RECORDED, "Service", "tunnel-env1")["spec"].items()
+    if k not in ("clusterIP", "clusterIPs")
 }
 
 

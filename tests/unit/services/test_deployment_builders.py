@@ -1,7 +1,7 @@
 """What a RestateDeployment creates per version, and where it registers.
 
 The version names, labels and Services are checked against what restate-operator 2.8.1 really
-created (the recorded fixtures: /work/shared/reference/upstream-fixtures/), so taking a cluster
+created (the recorded fixtures: tests/fixtures/upstream/), so taking a cluster
 over from it finds every object under the name it expects and changes no pod template.
 """
 
