@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,27 +108,27 @@ async def _projected(api: client.CoreV1Api, pod: Obj, source: Obj, target: Path)
 
 
 async def _secret(api: client.CoreV1Api, name: str, namespace: str, optional: bool) -> dict[str, bytes]:
-    try:
-        secret = await api.read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404 and optional:
-            return {}
-        if exc.status == 404:
-            raise NotYet(f"Secret {namespace}/{name} not found") from exc
-        raise
-    return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    secret = await _read(api.read_namespaced_secret, "Secret", name, namespace, optional)
+    return {k: base64.b64decode(v) for k, v in ((secret.data or {}) if secret else {}).items()}
 
 
 async def _config_map(api: client.CoreV1Api, name: str, namespace: str, optional: bool) -> dict[str, bytes]:
+    config_map = await _read(api.read_namespaced_config_map, "ConfigMap", name, namespace, optional)
+    return {k: v.encode() for k, v in ((config_map.data or {}) if config_map else {}).items()}
+
+
+async def _read(
+    read: Callable[[str, str], Awaitable[Any]], kind: str, name: str, namespace: str, optional: bool
+) -> Any:
+    """The object; None when it is missing but optional; NotYet when it is missing and required."""
     try:
-        config_map = await api.read_namespaced_config_map(name, namespace)
+        return await read(name, namespace)
     except ApiException as exc:
-        if exc.status == 404 and optional:
-            return {}
-        if exc.status == 404:
-            raise NotYet(f"ConfigMap {namespace}/{name} not found") from exc
-        raise
-    return {k: v.encode() for k, v in (config_map.data or {}).items()}
+        if exc.status != 404:
+            raise
+        if optional:
+            return None
+        raise NotYet(f"{kind} {namespace}/{name} not found") from exc
 
 
 def _write(target: Path, data: Mapping[str, bytes], items: list[Obj] | None) -> None:
