@@ -58,3 +58,17 @@ def add_finalizer_as_upstream(stack: Stack, path: str, finalizer: str) -> None:
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json-patch+json"},
         )
     response.raise_for_status()
+
+
+def apply_as_upstream(stack: Stack, objects: list[Obj]) -> None:
+    """Server-side apply each object under upstream's field manager `restate-operator` (ours too)."""
+    for obj in objects:
+        stack.control_plane.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=restate-operator",
+            "--force-conflicts",
+            "-f",
+            "-",
+            input=json.dumps(obj),
+        )

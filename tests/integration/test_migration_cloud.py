@@ -76,16 +76,7 @@ def test_taking_over_from_upstream_keeps_the_tunnel_pod(operator: Operator) -> N
         upstream.add_finalizer_as_upstream(
             stack, f"/apis/restate.dev/v1beta1/restatecloudenvironments/{NAME}", FINALIZER
         )
-        for child in upstream_children(uid):
-            cp.kubectl(
-                "apply",
-                "--server-side",
-                "--field-manager=restate-operator",
-                "--force-conflicts",
-                "-f",
-                "-",
-                input=json.dumps(child),
-            )
+        upstream.apply_as_upstream(stack, upstream_children(uid))
 
         def available() -> bool:
             deployment = get(stack, "deployment", TUNNEL, OPERATOR_NAMESPACE)

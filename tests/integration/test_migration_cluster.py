@@ -98,16 +98,7 @@ def test_taking_over_from_upstream_keeps_every_pod_and_deletes_cleanly(operator:
         cp.kubectl("create", "-f", "-", input=json.dumps(RC1))
         uid = get(stack, "rsc", NAME)["metadata"]["uid"]  # type: ignore[index]
         upstream.add_finalizer_as_upstream(stack, f"/apis/restate.dev/v1/restateclusters/{NAME}", FINALIZER)
-        for child in upstream_children(uid):
-            cp.kubectl(
-                "apply",
-                "--server-side",
-                "--field-manager=restate-operator",
-                "--force-conflicts",
-                "-f",
-                "-",
-                input=json.dumps(child),
-            )
+        upstream.apply_as_upstream(stack, upstream_children(uid))
         procs.wait_until("upstream's node ready", lambda: pod_ready(stack) is not None, timeout=90)
         before = get(stack, "statefulset", "restate", NAME)
         pod = pod_ready(stack)
