@@ -34,7 +34,7 @@ test: tools lint
 
 ## crds: regenerate crd/*.yaml from the pydantic models
 crds: $(STAMP)
-	$(PY) -m services.models.crdgen
+	$(PY) -m services.crdgen
 
 ## chart-rbac: regenerate the chart's RBAC rules from services/clients/permissions.py
 chart-rbac: $(STAMP)

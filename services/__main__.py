@@ -17,9 +17,9 @@ import hypercorn.config
 import restate.server
 
 from services import app, metrics, registration, request_identity
+from services.clients.connections import Connections
 from services.clients.restate_admin import RestateAdmin
-from services.deps import Deps
-from services.observability import probes_app
+from services.probes import probes_app
 from services.settings import Settings
 
 logger = logging.getLogger("services")
@@ -35,16 +35,16 @@ def _config(bind: str, grace: float) -> hypercorn.config.Config:
 
 
 async def serve(settings: Settings) -> None:
-    deps = Deps(settings)
+    connections = Connections(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     restate.server.install_shutdown_hook(loop, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     metrics.initialise()
-    objects = app.services(deps)
+    objects = app.services(connections)
     keys = request_identity.identity_keys(settings)
     restate_app = app.build(objects, keys)
-    probes = probes_app(lambda: (not stop.is_set(), {"kinds": [k.name for k in app.KINDS]}))
+    probes = probes_app(lambda: (not stop.is_set(), {"kinds": [r.kind.kind for r in app.RECONCILERS]}))
     logger.info(
         "serving reconcilers on %s (%s), probes on %s",
         settings.bind,
@@ -71,7 +71,7 @@ async def serve(settings: Settings) -> None:
             ),
         )
     finally:
-        await deps.close()
+        await connections.close()
         logger.info("stopped")
 
 

@@ -6,15 +6,15 @@ from typing import Any
 
 import restate
 
-from services.deps import Deps
+from services.clients.connections import Connections
 from services.reconcilers import cloud, cluster, deployment
-from services.reconcilers.framework import Kind, reconciler
+from services.reconcilers.engine import Reconciler, virtual_object
 
-KINDS: list[Kind] = [cluster.KIND, cloud.KIND, deployment.KIND]
+RECONCILERS: list[Reconciler] = [cluster.RECONCILER, cloud.RECONCILER, deployment.RECONCILER]
 
 
-def services(deps: Deps) -> list[restate.VirtualObject]:
-    return [reconciler(kind, deps) for kind in KINDS]
+def services(connections: Connections) -> list[restate.VirtualObject]:
+    return [virtual_object(reconciler, connections) for reconciler in RECONCILERS]
 
 
 def build(objects: list[restate.VirtualObject], identity_keys: list[str]) -> Any:

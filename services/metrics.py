@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-CONTROLLERS = ("restatecluster", "restatedeployment", "restatecloudenvironment")
-RESULTS = ("success", "error", "requeue", "requeue_after", "skipped")
+from services import kinds
+
+CONTROLLERS = tuple(k.controller for k in kinds.CUSTOM)
+RESULTS = ("success", "error", "requeue_after", "skipped")
 
 RECONCILE_TOTAL = Counter(
     "controller_runtime_reconcile_total", "Reconciliations per controller and result.", ["controller", "result"]

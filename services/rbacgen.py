@@ -12,8 +12,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from services.clients.kube import RESOURCES
 from services.clients.permissions import SERVICES, WATCHER, Grant
+from services.kinds import RESOURCES
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "charts" / "restate-operator" / "templates" / "_rbac_rules.tpl"
 VERB_ORDER = ("get", "list", "watch", "create", "patch", "update", "delete")

@@ -18,8 +18,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from services import metrics
-from services.clients import errors
+from services import errors, metrics
 from services.clients.restate_admin import RestateAdmin
 
 logger = logging.getLogger(__name__)

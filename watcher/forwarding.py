@@ -13,13 +13,12 @@ import asyncio
 import contextlib
 import logging
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
-from services import metrics
+from services import contract, metrics
 from watcher.mapping import Forward, Target, merge
 
 logger = logging.getLogger(__name__)
@@ -33,10 +32,6 @@ class Pending:
     first_seen: float
     due: float
     attempts: int = 0
-
-
-def reconcile_path(target: Target) -> str:
-    return f"/{target.service}/{urllib.parse.quote(target.key, safe='')}/reconcile/send"
 
 
 class Forwarder:
@@ -105,8 +100,10 @@ class Forwarder:
         forward = entry.forward
         try:
             response = await self._http.post(
-                reconcile_path(forward.target),
-                json={"reason": forward.reason, "trigger": forward.trigger},
+                contract.reconcile_path(forward.target.kind, forward.target.key),
+                json=contract.ReconcileRequest(reason=forward.reason, trigger=forward.trigger).model_dump(
+                    exclude_none=True
+                ),
                 headers={"idempotency-key": forward.idempotency_key},
             )
             response.raise_for_status()

@@ -14,34 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.clients.kube import RESOURCES, Resource
-from services.reconcilers.framework import object_key
+from services import contract, kinds
 
 Obj = dict[str, Any]
-GROUP = "restate.dev"
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=restate-operator"
-CHILD_KINDS = (
-    "Deployment",
-    "Service",
-    "ReplicaSet",
-    "StatefulSet",
-    "ConfigMap",
-    "HorizontalPodAutoscaler",
-    "Job",
-    "NetworkPolicy",
-    "PodDisruptionBudget",
-    "ServiceAccount",
-    "Namespace",
-)
-# Third-party children (their CRDs may be absent): watched like the others, but a missing CRD
-# does not hold back readiness.
-OPTIONAL_CHILD_KINDS = ("SecretProviderClass", "SecurityGroupPolicy", "PodIdentityAssociation", "IAMPolicyMember")
-# What the reconcilers wait on that carries no ownerReference of ours: mapped by label instead.
 # A RestateCluster's pods and claims live in the namespace named after it and carry its name.
 CLUSTER_MEMBER_SELECTOR = "app.kubernetes.io/name=restate,app.kubernetes.io/instance"
 # EndpointSlices copy their Service's labels, so a version's slices name the RestateDeployment.
 VERSION_ENDPOINTS_SELECTOR = "app.kubernetes.io/managed-by=restate-operator,restate.dev/owned-by"
-Reason = Literal["spec", "child", "resync"]
+Reason = Literal["spec", "child", "resync"]  # the watcher's share of `contract.Reason`
 STRENGTH: dict[Reason, int] = {"spec": 0, "resync": 1, "child": 2}
 
 
@@ -54,7 +35,7 @@ class Target:
 
     @property
     def service(self) -> str:
-        return f"{self.kind.removeprefix('Restate')}Reconciler"
+        return contract.service_name(self.kind)
 
 
 @dataclass(frozen=True)
@@ -67,7 +48,7 @@ class Forward:
 
 def primary_target(obj: Obj) -> Target:
     meta = obj["metadata"]
-    return Target(obj["kind"], object_key(meta.get("namespace"), meta["name"]))
+    return Target(obj["kind"], contract.object_key(meta.get("namespace"), meta["name"]))
 
 
 def fingerprint(obj: Obj) -> tuple[Any, ...]:
@@ -82,13 +63,19 @@ def fingerprint(obj: Obj) -> tuple[Any, ...]:
     )
 
 
-def owner_target(obj: Obj, kinds: tuple[str, ...]) -> Target | None:
+def owner_target(obj: Obj, watched: tuple[str, ...]) -> Target | None:
     """The controlling owner of a child, when it is one of the watched kinds."""
     meta = obj["metadata"]
     for ref in meta.get("ownerReferences") or []:
-        if ref.get("controller") and ref["kind"] in kinds and ref["apiVersion"].startswith(f"{GROUP}/"):
-            owner: Resource = RESOURCES[ref["kind"]]
-            return Target(ref["kind"], object_key(meta.get("namespace") if owner.namespaced else None, ref["name"]))
+        owner = kinds.BY_KIND.get(ref["kind"])
+        if (
+            ref.get("controller")
+            and owner
+            and ref["kind"] in watched
+            and ref["apiVersion"].startswith(f"{owner.group}/")
+        ):
+            namespace = meta.get("namespace") if owner.namespaced else None
+            return Target(ref["kind"], contract.object_key(namespace, ref["name"]))
     return None
 
 
@@ -103,7 +90,7 @@ def version_endpoints_target(obj: Obj) -> Target | None:
     """A version Service's EndpointSlice (endpoints became ready) -> its RestateDeployment."""
     meta = obj["metadata"]
     owner = (meta.get("labels") or {}).get("restate.dev/owned-by")
-    return Target("RestateDeployment", object_key(meta.get("namespace"), owner)) if owner else None
+    return Target("RestateDeployment", contract.object_key(meta.get("namespace"), owner)) if owner else None
 
 
 LABELLED: dict[str, tuple[str, Callable[[Obj], Target | None]]] = {

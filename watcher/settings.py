@@ -6,6 +6,8 @@ import os
 
 from pydantic import BaseModel, ConfigDict
 
+from services import kinds
+
 
 class WatcherSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -34,7 +36,7 @@ class WatcherSettings(BaseModel):
     max_in_flight: int = 16
     """MAX_IN_FLIGHT: concurrent forwards to the ingress."""
 
-    kinds: tuple[str, ...] = ("RestateCluster", "RestateCloudEnvironment", "RestateDeployment")
+    kinds: tuple[str, ...] = tuple(k.kind for k in kinds.CUSTOM)
     """WATCH_KINDS: comma-separated custom resource kinds to watch (those the services process serves)."""
 
     @classmethod

@@ -12,9 +12,11 @@ import httpx
 import hypercorn.asyncio
 import hypercorn.config
 
+from services import kinds
 from services.clients import permissions
-from services.clients.kube import RESOURCES, Kube
-from services.observability import probes_app
+from services.clients.kube import Kube
+from services.kinds import RESOURCES
+from services.probes import probes_app
 from watcher import mapping, watching
 from watcher.forwarding import Forwarder
 from watcher.settings import WatcherSettings
@@ -67,7 +69,7 @@ class Watcher:
             self.forwarder.submit(mapping.Forward(target, "resync", "periodic resync", key))
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
-        expected = set(self.settings.kinds) | set(mapping.CHILD_KINDS) | set(mapping.LABELLED)
+        expected = set(self.settings.kinds) | set(kinds.CHILD_KINDS) | set(mapping.LABELLED)
         missing = sorted(expected - self.listed)
         return not missing, {"pendingWatches": missing, "pendingForwards": self.forwarder.pending()}
 
@@ -114,7 +116,7 @@ async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
                 timeout_seconds=settings.watch_timeout_seconds,
                 on_listed=listed(kind),
             )
-        for kind in (*mapping.CHILD_KINDS, *mapping.OPTIONAL_CHILD_KINDS):
+        for kind in (*kinds.CHILD_KINDS, *kinds.OPTIONAL_CHILD_KINDS):
             coroutines[f"watch {kind}"] = watching.watch_kind(
                 kube,
                 RESOURCES[kind],
@@ -122,7 +124,7 @@ async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
                 label_selector=mapping.MANAGED_SELECTOR,
                 timeout_seconds=settings.watch_timeout_seconds,
                 on_listed=listed(kind),
-                optional=kind in mapping.OPTIONAL_CHILD_KINDS,
+                optional=kind in kinds.OPTIONAL_CHILD_KINDS,
             )
         for kind, (selector, _) in mapping.LABELLED.items():
             coroutines[f"watch {kind}"] = watching.watch_kind(

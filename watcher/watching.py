@@ -8,9 +8,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from services import metrics
-from services.clients import errors
-from services.clients.kube import Kube, Resource
+from services import errors, metrics
+from services.clients.kube import Kube
+from services.kinds import Resource
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from services import errors
 from services.builders.common import MANAGED_BY, Obj, owner_reference, user_annotations
 from services.settings import Settings
 
@@ -254,10 +255,6 @@ def service_url(rsd: Obj, hash_: str, settings: Settings) -> str:
     )
 
 
-class UnsupportedTarget(ValueError):
-    """A register target this operator cannot use yet."""
-
-
 def admin_url(rsd: Obj, settings: Settings) -> str:
     """The admin API to register with; a path prefix (`register.service.path`, or in `url`) is kept."""
     register: dict[str, Any] = rsd["spec"]["restate"]["register"]
@@ -271,4 +268,6 @@ def admin_url(rsd: Obj, settings: Settings) -> str:
         )
     if cluster := register.get("cluster"):
         return f"http://restate.{cluster}.svc.{settings.cluster_dns}:9070"
-    raise UnsupportedTarget("register.cloud is not supported yet by this operator; use cluster, service or url")
+    raise errors.InvalidSpec(
+        "spec.restate.register: register.cloud is not supported yet by this operator; use cluster, service or url"
+    )

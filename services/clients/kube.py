@@ -13,74 +13,21 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from services import metrics
-from services.clients import errors
+from services import errors, metrics
 from services.clients.permissions import APPLY, CREATE, DELETE, GET, LIST, PATCH, WATCH, Grant
+from services.kinds import RESOURCES, Resource
 
 logger = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "restate-operator"
 REPORTING_CONTROLLER = "restate-operator"  # as upstream: `kubectl events` filters keep working after a swap
-
-
-@dataclass(frozen=True)
-class Resource:
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-        if subresource:
-            base += f"/{subresource}"
-        return base
-
-
-_RESOURCES = [
-    Resource("", "v1", "namespaces", "Namespace", False),
-    Resource("", "v1", "services", "Service", True),
-    Resource("", "v1", "serviceaccounts", "ServiceAccount", True),
-    Resource("", "v1", "configmaps", "ConfigMap", True),
-    Resource("", "v1", "secrets", "Secret", True),
-    Resource("", "v1", "pods", "Pod", True),
-    Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True),
-    Resource("apps", "v1", "deployments", "Deployment", True),
-    Resource("apps", "v1", "replicasets", "ReplicaSet", True),
-    Resource("apps", "v1", "statefulsets", "StatefulSet", True),
-    Resource("batch", "v1", "jobs", "Job", True),
-    Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True),
-    Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True),
-    Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True),
-    Resource("events.k8s.io", "v1", "events", "Event", True),
-    Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
-    Resource("secrets-store.csi.x-k8s.io", "v1", "secretproviderclasses", "SecretProviderClass", True),
-    Resource("eks.services.k8s.aws", "v1alpha1", "podidentityassociations", "PodIdentityAssociation", True),
-    Resource("vpcresources.k8s.aws", "v1beta1", "securitygrouppolicies", "SecurityGroupPolicy", True),
-    Resource("iam.cnrm.cloud.google.com", "v1beta1", "iampolicymembers", "IAMPolicyMember", True),
-    Resource("restate.dev", "v1", "restateclusters", "RestateCluster", False),
-    Resource("restate.dev", "v1beta1", "restatedeployments", "RestateDeployment", True),
-    Resource("restate.dev", "v1beta1", "restatecloudenvironments", "RestateCloudEnvironment", False),
-]
-RESOURCES: dict[str, Resource] = {r.kind: r for r in _RESOURCES}
 
 
 def resource_of(obj: Mapping[str, Any]) -> Resource:

@@ -14,7 +14,8 @@ from typing import Any
 
 import grpc
 
-from services.clients import errors, protowire
+from services import errors
+from services.clients import protowire
 
 METHOD = "/restate.node_ctl_svc.NodeCtlSvc/ProvisionCluster"
 TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}

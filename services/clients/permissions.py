@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services import kinds
+
 GET, LIST, WATCH, CREATE, PATCH, UPDATE, DELETE = "get", "list", "watch", "create", "patch", "update", "delete"
 APPLY = frozenset({PATCH, CREATE})
 READ = frozenset({GET})
@@ -39,17 +41,11 @@ def _grant(*verbs: frozenset[str] | str, operator_namespace: bool = False, chart
 
 # The services process: every reconciler's reads and writes.
 SERVICES: dict[str, Grant] = {
-    "RestateCluster": _grant(GET, APPLY),  # read, finalizer
-    "RestateCluster/status": _grant(PATCH),
-    "RestateDeployment": _grant(GET, APPLY),
-    "RestateDeployment/status": _grant(PATCH),
-    "RestateCloudEnvironment": _grant(GET, APPLY),
-    "RestateCloudEnvironment/status": _grant(PATCH),
+    **{kind.kind: _grant(GET, APPLY) for kind in kinds.CUSTOM},  # read, finalizer
+    **{f"{kind.kind}/status": _grant(PATCH) for kind in kinds.CUSTOM},
     # Children carry blockOwnerDeletion; where OwnerReferencesPermissionEnforcement is on (OpenShift),
     # setting it needs update on the owner's finalizers. No client call uses it directly.
-    "RestateCluster/finalizers": _grant(UPDATE),
-    "RestateDeployment/finalizers": _grant(UPDATE),
-    "RestateCloudEnvironment/finalizers": _grant(UPDATE),
+    **{f"{kind.kind}/finalizers": _grant(UPDATE) for kind in kinds.CUSTOM},
     "Namespace": _grant(GET, APPLY),
     "Service": _grant(GET, APPLY, DELETE),  # get: the stable Service is written only when absent or ours
     "ServiceAccount": _grant(APPLY),
@@ -77,27 +73,9 @@ SERVICES: dict[str, Grant] = {
 WATCHER: dict[str, Grant] = {
     kind: _grant(OBSERVE)
     for kind in (
-        "RestateCluster",
-        "RestateDeployment",
-        "RestateCloudEnvironment",
-        "Deployment",
-        "Service",
-        "ReplicaSet",
-        "StatefulSet",
-        "ConfigMap",
-        "HorizontalPodAutoscaler",
-        "Job",
-        "NetworkPolicy",
-        "PodDisruptionBudget",
-        "ServiceAccount",
-        "Namespace",
-        # Third-party children (optional CRDs) and what is mapped by label (watcher/mapping.py).
-        "SecretProviderClass",
-        "SecurityGroupPolicy",
-        "PodIdentityAssociation",
-        "IAMPolicyMember",
-        "Pod",
-        "PersistentVolumeClaim",
-        "EndpointSlice",
+        *(k.kind for k in kinds.CUSTOM),
+        *kinds.CHILD_KINDS,
+        *kinds.OPTIONAL_CHILD_KINDS,
+        *kinds.LABELLED_KINDS,
     )
 }

@@ -12,8 +12,7 @@ from typing import Any
 
 import httpx
 
-from services import metrics
-from services.clients import errors
+from services import errors, metrics
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 

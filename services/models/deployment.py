@@ -175,15 +175,17 @@ SPEC_RULES = rules(
 
 
 class VersionPhase(StrEnum):
-    """The life of one version, in order; a rollback can bring a version back to Latest."""
+    """The life of one version, in order (`services/reconcilers/phases.py` draws the transitions).
+
+    A version is registered within one pass (it is Latest once Restate accepted it, else the pass
+    failed and the conditions say why), and a Drained version past revisionHistoryLimit leaves the
+    list, so neither has a phase of its own. A rollback brings a version back to Latest."""
 
     PENDING = "Pending"
-    REGISTERING = "Registering"
     HELD = "Held"
     LATEST = "Latest"
     DRAINING = "Draining"
     DRAINED = "Drained"
-    RETIRED = "Retired"
 
 
 class VersionStatus(Model):
@@ -191,7 +193,7 @@ class VersionStatus(Model):
     tag: str | None = Field(default=None, description="Explicit tag (knative mode).")
     hash: str | None = Field(default=None, description="Pod template hash.")
     deployment_id: str | None = Field(default=None, description="Restate deployment id, once registered.")
-    phase: VersionPhase = Field(description="Pending, Registering, Held, Latest, Draining, Drained or Retired.")
+    phase: VersionPhase = Field(description="Pending, Held, Latest, Draining or Drained.")
     replicas: int = Field(default=0, description="Pods of this version.")
     ready_replicas: int = Field(default=0, description="Ready pods of this version.")
     registered_at: str | None = Field(default=None, description="When Restate accepted it (RFC 3339).")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from services import kinds
 from services.builders import cloud as build
-from services.clients.kube import RESOURCES, Obj
-from services.reconcilers.framework import Kind, Outcome, Steps
+from services.clients.kube import Obj
+from services.reconcilers.engine import Outcome, Reconciler
+from services.reconcilers.steps import Steps
 
-FINALIZER = "cloudenvironments.restate.dev"
 NOT_READY_RECHECK_SECONDS = 60.0
 
 
 async def converge(steps: Steps, rce: Obj) -> Outcome:
-    settings = steps.deps.settings
+    settings = steps.settings
     deployment = await steps.apply(build.tunnel_deployment(rce, settings))
     await steps.apply(build.tunnel_service(rce, settings))
     secret_ref = rce["spec"]["authentication"]["secret"]
@@ -60,10 +61,4 @@ async def finalize(steps: Steps, rce: Obj) -> Outcome:
     return Outcome(ready=True, reason="Deleted", message="tunnel objects are garbage-collected")
 
 
-KIND = Kind(
-    resource=RESOURCES["RestateCloudEnvironment"],
-    controller="restatecloudenvironment",
-    finalizer=FINALIZER,
-    converge=converge,
-    finalize=finalize,
-)
+RECONCILER = Reconciler(kind=kinds.CLOUD_ENVIRONMENT, converge=converge, finalize=finalize)

@@ -23,6 +23,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from services import errors, kinds
 from services.builders.cluster import compute, identity, network_policies, quantity
 from services.builders.cluster.common import (
     ALLOW_SCALE_DOWN,
@@ -32,10 +33,11 @@ from services.builders.cluster.common import (
     namespace_of,
 )
 from services.clients import node_ctl
-from services.clients.kube import RESOURCES, Obj
-from services.reconcilers.framework import Kind, Outcome, StepFailed, Steps
+from services.clients.kube import Obj
+from services.kinds import RESOURCES
+from services.reconcilers.engine import Outcome, Reconciler
+from services.reconcilers.steps import Steps
 
-FINALIZER = "clusters.restate.dev"
 STORAGE_MANAGER = "restate-operator/storage"
 NOT_READY_RECHECK_SECONDS = 60.0
 IDENTITY_RECHECK_SECONDS = 10.0
@@ -50,16 +52,12 @@ THIRD_PARTY: dict[str, tuple[str, str]] = {
 
 
 def validate(rsc: Obj, steps: Steps) -> None:
-    """Raise a permanent failure for specs no StatefulSet could run."""
+    """Raise `InvalidSpec` for specs no StatefulSet could run (the builder says which names collide)."""
     try:
         tomllib.loads(rsc["spec"].get("config") or "")
-        compute.statefulset(rsc, steps.deps.settings, replicas=1)
+        compute.statefulset(rsc, steps.settings, replicas=1)
     except tomllib.TOMLDecodeError as exc:
-        raise StepFailed(
-            "validate spec.config", f"the Restate config is not valid TOML: {exc}", permanent=True
-        ) from exc
-    except compute.InvalidCluster as exc:
-        raise StepFailed("validate spec.compute", str(exc), permanent=True, error="Invalid") from exc
+        raise errors.InvalidSpec(f"spec.config: the Restate config is not valid TOML: {exc}") from exc
 
 
 def self_provisioning_disabled(rsc: Obj) -> bool:
@@ -80,7 +78,7 @@ class Findings:
     pods would start without it, and on a passing error the template would change twice."""
 
     missing_crds: set[str] = field(default_factory=set)
-    failures: list[StepFailed] = field(default_factory=list)
+    failures: list[errors.OperatorError] = field(default_factory=list)
     pods_blocked: bool = False
 
     def conditions(self) -> list[dict[str, Any]]:
@@ -102,8 +100,8 @@ async def apply_child(steps: Steps, obj: Obj, found: Findings, *, pods_need: boo
     """Apply one child; None when it failed (recorded in `found`) or its third-party CRD is not served."""
     try:
         return await steps.apply(obj)
-    except StepFailed as failure:
-        if failure.error == "NotFound" and obj["kind"] in THIRD_PARTY:
+    except errors.OperatorError as failure:
+        if isinstance(failure, errors.NotFound) and obj["kind"] in THIRD_PARTY:
             found.missing_crds.add(obj["kind"])
         else:
             found.failures.append(failure)
@@ -189,7 +187,7 @@ def claim_template_changed(current: dict[str, Any], storage: Obj) -> bool:
 
 
 async def converge(steps: Steps, rsc: Obj) -> Outcome:
-    settings, spec, name = steps.deps.settings, rsc["spec"], rsc["metadata"]["name"]
+    settings, spec, name = steps.settings, rsc["spec"], rsc["metadata"]["name"]
     namespace = namespace_of(rsc)
     validate(rsc, steps)
     found = Findings()
@@ -366,11 +364,11 @@ async def _canary(
     Job is refused too is it a failure."""
     namespace = namespace_of(rsc)
     pending = f"{prefix}CanaryPending", f"waiting for canary Job {name} to check the pods' cloud identity"
-    desired = identity.canary_job(rsc, steps.deps.settings, name, command)
+    desired = identity.canary_job(rsc, steps.settings, name, command)
     try:
         job: Obj | None = await steps.apply(desired)
-    except StepFailed as failure:
-        if failure.error != "Invalid":
+    except errors.OperatorError as failure:
+        if not isinstance(failure, errors.Invalid):
             found.failures.append(failure)
             found.pods_blocked = True
             return pending
@@ -388,7 +386,7 @@ async def _canary(
 
 async def _identities(steps: Steps, rsc: Obj, found: Findings) -> tuple[str, str] | None:
     """AWS Pod Identity, security groups and GCP Workload Identity; returns what it waits for, if anything."""
-    settings, namespace = steps.deps.settings, namespace_of(rsc)
+    settings, namespace = steps.settings, namespace_of(rsc)
     network_policies_on = not (rsc["spec"].get("security") or {}).get("disableNetworkPolicies")
     waiting: tuple[str, str] | None = None
     role = identity.pia_role(rsc, settings)
@@ -421,10 +419,7 @@ async def _identities(steps: Steps, rsc: Obj, found: Findings) -> tuple[str, str
         )
     email = identity.gcp_service_account(rsc, settings)
     if email:
-        try:
-            member = identity.iam_policy_member(rsc, email)
-        except ValueError as exc:
-            raise StepFailed("GCP Workload Identity", str(exc), permanent=True, error="Invalid") from exc
+        member = identity.iam_policy_member(rsc, email)
         applied = await apply_child(steps, member, found, pods_need=True)
         if applied is None:
             pass
@@ -480,17 +475,14 @@ def drift_condition(rsc: Obj) -> dict[str, Any] | None:
 async def _provision(steps: Steps, rsc: Obj, namespace: str) -> tuple[str | None, dict[str, Any]]:
     """Provision through restate-0; returns (what it waits for, the provisioned configuration)."""
     if not self_provisioning_disabled(rsc):
-        raise StepFailed(
-            "check auto-provisioning",
-            "cluster.autoProvision needs the nodes not to provision themselves: set `auto-provision = false` in "
-            "spec.config, or env RESTATE_AUTO_PROVISION=false in spec.compute.env",
-            permanent=True,
-            error="Invalid",
+        raise errors.InvalidSpec(
+            "spec.cluster.autoProvision needs the nodes not to provision themselves: set "
+            "`auto-provision = false` in spec.config, or env RESTATE_AUTO_PROVISION=false in spec.compute.env"
         )
     phase = await steps.run("get Pod restate-0", pod_phase, steps, namespace, "restate-0")
     if phase != "Running":
         return f"waiting for pod restate-0 to run before provisioning (phase {phase or 'absent'})", {}
-    address = f"restate-0.restate-cluster.{namespace}.svc.{steps.deps.settings.cluster_dns}:5122"
+    address = f"restate-0.restate-cluster.{namespace}.svc.{steps.settings.cluster_dns}:5122"
     result = await steps.run("provision cluster", node_ctl.provision, address)
     return None, result["configuration"]
 
@@ -512,10 +504,4 @@ async def finalize(steps: Steps, rsc: Obj) -> Outcome:
     return Outcome(ready=True, reason="Deleted", message="children are garbage-collected")
 
 
-KIND = Kind(
-    resource=RESOURCES["RestateCluster"],
-    controller="restatecluster",
-    finalizer=FINALIZER,
-    converge=converge,
-    finalize=finalize,
-)
+RECONCILER = Reconciler(kind=kinds.CLUSTER, converge=converge, finalize=finalize)

@@ -1,11 +1,13 @@
 """RestateDeployment: versioned rollouts with safe draining (ReplicaSet mode).
 
-One pass, at most a few journaled steps per version:
+One pass, decide then act (how a version advances is `phases`, pure; this module gathers and executes):
 
-    ReplicaSets of ours ─► versions not in memory are adopted (upstream's, or after a lost state)
-    desired version ─► ReplicaSet created once, Service applied ─► ready? endpoints? target ready? ─► register
-    older versions  ─► Restate says work remains? ─► Draining ─► idle for drainDelaySeconds
-                    ─► deregister ─► scale to 0 (Drained) ─► beyond revisionHistoryLimit: deleted
+    gather   our ReplicaSets and Restate's drain report; adopt versions the memory does not know
+             (upstream's, or after a lost state)
+    ensure   the desired version's ReplicaSet (created once) and its Service
+    desired  observe pods, endpoints, the RestateCluster ─► phases.next_phase ─► Register, Annotate
+    older    phases.next_phase with Restate's work per version ─► autoscaler, Deregister, ScaleTo 0
+    finish   the stable Service, history beyond revisionHistoryLimit deleted, status from the models
 
 Guarantees: a version is registered only once its pods are available and its Service has ready
 endpoints; it is deregistered before it is scaled to zero (no registrations pointing at nothing);
@@ -29,13 +31,16 @@ from typing import Any
 
 import restate
 
+from services import errors, kinds
 from services import status as conditions
 from services.builders import deployment as build
 from services.builders.common import MANAGED_BY
-from services.clients.kube import RESOURCES, Obj
+from services.clients.kube import Obj
 from services.clients.restate_admin import RestateAdmin
-from services.models.deployment import VersionPhase
-from services.reconcilers.framework import CommandRequest, Kind, Outcome, StepFailed, Steps, rfc3339
+from services.kinds import RESOURCES
+from services.models.deployment import RestateDeploymentSpec, RestateDeploymentStatus, VersionPhase, VersionStatus
+from services.reconcilers import phases
+from services.reconcilers.engine import CommandRequest, Outcome, Reconciler, rfc3339
 from services.reconcilers.rollout import (
     DRAIN_QUERY,
     DrainReport,
@@ -43,14 +48,12 @@ from services.reconcilers.rollout import (
     Rollout,
     Version,
     adopt,
-    idle_decision,
     replica_set_view,
 )
+from services.reconcilers.steps import Steps
 
-FINALIZER = "deployments.restate.dev"
 ROLLOUT = "rollout"
-DRAIN_POLL_SECONDS = 10.0
-PENDING_RECHECK_SECONDS = 5.0
+AVAILABLE_RECHECK_SECONDS = 5.0
 RS = RESOURCES["ReplicaSet"]
 _MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 SCALE_MANAGER = "restate-operator/scale"
@@ -59,25 +62,19 @@ PROPAGATE_MANAGER = "restate-operator/propagate-annotations"  # upstream's manag
 SERVICE_CONFLICT = "StableServiceConflict"
 
 
-class KnativeNotSupported(StepFailed):
-    """`deploymentMode: knative`: a permanent failure with its own reason, until Knative mode exists."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "spec.deploymentMode",
-            "Knative mode is not supported yet; this operator created nothing for this RestateDeployment. "
-            "Use deploymentMode: replicaset (the mode cannot change: create a new RestateDeployment), or run "
-            "Knative deployments with an operator that supports them",
-            permanent=True,
-        )
-
-    @property
-    def reason(self) -> str:
-        return "KnativeNotSupported"
+KNATIVE_NOT_SUPPORTED = (
+    "spec.deploymentMode: Knative mode is not supported yet; this operator created nothing for this "
+    "RestateDeployment. Use deploymentMode: replicaset (the mode cannot change: create a new RestateDeployment), "
+    "or run Knative deployments with an operator that supports them"
+)
 
 
-def _knative(rsd: Obj) -> bool:
-    return bool(rsd["spec"].get("deploymentMode") == "knative")
+def parse_spec(rsd: Obj) -> RestateDeploymentSpec:
+    """The spec as its model reads it (defaults included): the one source of every default."""
+    try:
+        return RestateDeploymentSpec.model_validate(rsd["spec"])
+    except ValueError as exc:
+        raise errors.InvalidSpec(f"spec: {exc}") from exc
 
 
 async def load(ctx: restate.ObjectContext) -> Rollout:
@@ -177,45 +174,18 @@ async def service_is_ours(steps: Steps, rsd: Obj) -> bool:
     return current is None or build.controlled_by(current, rsd)
 
 
-async def warn(steps: Steps, rsd: Obj, reason: str, note: str) -> None:
-    await (await steps.kube()).event(
-        rsd,
-        type_="Warning",
-        reason=reason,
-        note=note,
-        action="Reconcile",
-        reporting_instance=steps.deps.settings.pod_name,
-    )
-
-
-def not_available_reason(rs: Obj, replicas: int) -> str:
-    """Upstream's reasons for a version whose pods are not all there yet, most fundamental first."""
-    if not rs["observed"] or rs["current"] != replicas:
-        return "ReplicaSetScaling"
-    if rs["ready"] < replicas:
-        return "ReplicaSetPodNotReady"
-    return "ReplicaSetPodNotAvailable"
-
-
 # --- the pass ---
 
 
-def _admin_url(rsd: Obj, steps: Steps) -> str:
-    try:
-        return build.admin_url(rsd, steps.deps.settings)
-    except build.UnsupportedTarget as exc:
-        raise StepFailed("resolve register target", str(exc), permanent=True) from exc
-
-
 async def converge(steps: Steps, rsd: Obj) -> Outcome:
-    if _knative(rsd):
-        raise KnativeNotSupported()
-    ctx = steps.ctx
-    spec, meta = rsd["spec"], rsd["metadata"]
+    spec = parse_spec(rsd)
+    if spec.deployment_mode == "knative":
+        raise errors.InvalidSpec(KNATIVE_NOT_SUPPORTED, reason="KnativeNotSupported")
+    ctx, meta = steps.ctx, rsd["metadata"]
     namespace = meta["namespace"]
     rollout = await load(ctx)
     now = await ctx.time()
-    admin = _admin_url(rsd, steps)
+    admin = build.admin_url(rsd, steps.settings)
     collisions: int | None = (rsd.get("status") or {}).get("collisionCount")  # None until a collision
     hash_ = build.version_hash(rsd, collisions)
     desired_name = build.version_name(rsd, hash_)
@@ -231,54 +201,155 @@ async def converge(steps: Steps, rsd: Obj) -> Outcome:
             status={"collisionCount": (collisions or 0) + 1},
         )
     report = DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin))
-    adopt(rollout, found.values(), report, _drain_delay(rsd), now)
-    latest = rollout.make_latest(desired_name, hash_, now)
-    if latest.autoscaled:  # a rollback: the latest version scales with the resource, not its own autoscaler
-        await steps.run(f"delete autoscaler {latest.name}", delete_autoscaler, steps, meta["namespace"], latest.name)
-        latest.autoscaled = False
-    replicas = spec.get("replicas", 1)
-    replica_set_uid = await _ensure_replica_set(steps, rsd, hash_, existing, replicas)
+    drain_delay = float(spec.restate.drain_delay_seconds)
+    adopt(rollout, found.values(), report, drain_delay, now)
+    rollout.make_latest(desired_name, hash_, now)
+    replica_set_uid = await _ensure_replica_set(steps, rsd, hash_, existing, spec.replicas)
     await steps.apply(build.version_service(rsd, hash_, replica_set_uid))
-    rs: dict[str, Any] = dict(existing) if existing else {"current": 0, "ready": 0, "available": 0, "observed": False}
+    pods = _pods(existing, spec.replicas)
 
-    waiting_for = await _promote(steps, rsd, rollout, latest, report, rs, admin)
+    seen = await _observe_desired(steps, rsd, spec, rollout, pods, report)
+    desired = phases.next_phase(rollout.versions[0], seen)
+    latest = await _act(steps, rsd, spec, rollout, desired, admin)
     routed = latest.deployment_id is not None and latest.phase == VersionPhase.LATEST
-    next_wakeup = await _retire_old(steps, rsd, rollout, latest, report, admin, now, routed)
+    next_wakeup: float | None = None
+    for version in rollout.versions[1:]:
+        older = phases.Superseded(
+            report=report,
+            now=now,
+            drain_delay=drain_delay,
+            forced=version.hash in rollout.force_drain,
+            desired_routed=routed,
+            autoscaling=build.version_autoscaler(rsd, version.hash) is not None,
+            replicas=spec.replicas,
+        )
+        transition = phases.next_phase(version, older)
+        await _act(steps, rsd, spec, rollout, transition, admin)
+        next_wakeup = _min(next_wakeup, transition.recheck_after)
     conflict = await _stable_service(steps, rsd, hash_ if routed else _serving_hash(rollout, hash_))
-    await _trim_history(steps, rsd, rollout, namespace)
+    for version in phases.beyond_history(rollout, spec.revision_history_limit):
+        await steps.run(f"delete {version.name}", delete_version, steps, namespace, version.name)
+        rollout.versions.remove(version)
+    phases.settle(rollout)
+    _count_pods(rollout, latest, found, pods)
+    ctx.set(ROLLOUT, rollout)
+    return _outcome(rsd, spec, rollout, latest, desired, pods, report, hash_, collisions, next_wakeup, conflict)
 
+
+def _pods(existing: ReplicaSetView | None, replicas: int) -> phases.Pods:
+    if existing is None:
+        return phases.Pods(desired=replicas, current=0, ready=0, available=0, observed=False)
+    return phases.Pods(
+        desired=replicas,
+        current=existing["current"],
+        ready=existing["ready"],
+        available=existing["available"],
+        observed=existing["observed"],
+    )
+
+
+async def _observe_desired(
+    steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, rollout: Rollout, pods: phases.Pods, report: DrainReport
+) -> phases.Desired:
+    """What the desired version waits for; endpoints and the RestateCluster are looked up only while they matter."""
+    version, namespace = rollout.versions[0], rsd["metadata"]["namespace"]
+    looking = not phases.serving(version, report) and not rollout.paused and pods.available_all
+    endpoints: int | None = None
+    problem: str | None = None
+    if looking:
+        endpoints = await steps.run(
+            f"count endpoints of {version.name}", ready_endpoints, steps, namespace, version.name
+        )
+    if looking and (endpoints or pods.desired == 0) and (cluster := spec.restate.register_to.cluster):
+        problem = await steps.run(f"check RestateCluster {cluster}", cluster_ready, steps, cluster)
+    return phases.Desired(
+        report=report,
+        pods=pods,
+        ready_endpoints=endpoints,
+        cluster_problem=problem,
+        paused=rollout.paused,
+        held=spec.restate.registration_policy == "Held" and rollout.promoted != version.hash,
+    )
+
+
+async def _act(
+    steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, rollout: Rollout, transition: phases.Transition, admin: str
+) -> Version:
+    """Execute a transition's actions as journaled steps, then keep its version in the memory."""
+    version, namespace = transition.version, rsd["metadata"]["namespace"]
+    name = version.name
+    for action in transition.actions:
+        match action:
+            case phases.Register(force=force):
+                url = build.service_url(rsd, version.hash, steps.settings)
+                registered = await steps.run(f"register {name}", register, admin, url, force, spec.restate.use_http11)
+                version.deployment_id, version.services = registered["id"], registered["services"]
+                version.registered_at = await steps.ctx.time()
+            case phases.Annotate():
+                deployment_id = version.deployment_id or ""
+                await steps.run(f"annotate {name}", annotate, steps, namespace, name, deployment_id)
+            case phases.Deregister(deployment_id=deployment_id):
+                await steps.run(f"deregister {name}", deregister, admin, deployment_id)
+            case phases.ScaleTo(replicas=replicas):
+                await steps.run(f"scale {name} to {replicas}", scale, steps, namespace, name, replicas)
+            case phases.ApplyAutoscaler():
+                autoscaler = build.version_autoscaler(rsd, version.hash)
+                if autoscaler is not None:
+                    await steps.apply(autoscaler)
+            case phases.DropAutoscaler(restore=restore):
+                existed = await steps.run(f"delete autoscaler {name}", delete_autoscaler, steps, namespace, name)
+                if existed and restore is not None:  # an adopted version may never have had one
+                    await steps.run(f"restore {name}", scale, steps, namespace, name, restore)
+    index = next(i for i, v in enumerate(rollout.versions) if v.hash == version.hash)
+    rollout.versions[index] = version
+    return version
+
+
+def _count_pods(rollout: Rollout, latest: Version, found: Mapping[str, ReplicaSetView], pods: phases.Pods) -> None:
     for version in rollout.versions:
-        counts: Mapping[str, Any] | None = found.get(version.name)
         if version is latest:
-            counts = {**rs, "replicas": replicas}
+            version.replicas, version.ready_replicas = pods.desired, pods.ready
+            continue
+        counts = found.get(version.name)
         version.replicas = counts["replicas"] if counts and version.phase != VersionPhase.DRAINED else 0
         version.ready_replicas = counts["ready"] if counts else 0
-    ctx.set(ROLLOUT, rollout)
 
-    status = _status(rsd, rollout, latest, rs, hash_, collisions)
+
+def _outcome(
+    rsd: Obj,
+    spec: RestateDeploymentSpec,
+    rollout: Rollout,
+    latest: Version,
+    desired: phases.Transition,
+    pods: phases.Pods,
+    report: DrainReport,
+    hash_: str,
+    collisions: int | None,
+    next_wakeup: float | None,
+    conflict: dict[str, Any] | None,
+) -> Outcome:
+    """Ready means Restate routes new invocations to the desired version and its pods are available."""
+    status = _status(rsd, spec, rollout, latest, pods, hash_, collisions)
     extra = [conflict] if conflict else []
-    available = rs["available"] >= replicas and rs["observed"]
-    if waiting_for is not None:
-        reason, message, wakeup = waiting_for
+    if (blocked := desired.blocked) is not None:
         return Outcome(
             ready=False,
-            reason=reason,
-            message=message,
-            requeue_after=_min(wakeup, next_wakeup),
+            reason=blocked.reason,
+            message=blocked.message,
+            requeue_after=_min(blocked.recheck_after, next_wakeup),
             status=status,
             conditions=extra,
         )
-    if not available:
-        message = f"{rs['available']}/{replicas} pods of {desired_name} available"
+    if not (pods.observed and pods.available >= pods.desired):
         return Outcome(
             ready=False,
-            reason=not_available_reason(rs, replicas),
-            message=message,
-            requeue_after=_min(PENDING_RECHECK_SECONDS, next_wakeup),
+            reason=pods.not_available_reason(),
+            message=f"{pods.available}/{pods.desired} pods of {latest.name} available",
+            requeue_after=_min(AVAILABLE_RECHECK_SECONDS, next_wakeup),
             status=status,
             conditions=extra,
         )
-    message = f"{desired_name} is the latest version in Restate ({latest.deployment_id})"
+    message = f"{latest.name} is the latest version in Restate ({latest.deployment_id})"
     for version in rollout.versions:
         if version is latest or version.phase != VersionPhase.DRAINING:
             continue
@@ -290,10 +361,6 @@ async def converge(steps: Steps, rsd: Obj) -> Outcome:
     return Outcome(
         ready=True, reason="Deployed", message=message, requeue_after=next_wakeup, status=status, conditions=extra
     )
-
-
-def _drain_delay(rsd: Obj) -> float:
-    return float(rsd["spec"]["restate"].get("drainDelaySeconds", 300))
 
 
 async def _ensure_replica_set(
@@ -327,7 +394,7 @@ async def _stable_service(steps: Steps, rsd: Obj, hash_: str) -> dict[str, Any] 
         f"Service ({meta['name']}-<hash>) still works. Rename or delete that Service to get one"
     )
     if conditions.find((rsd.get("status") or {}).get("conditions"), SERVICE_CONFLICT) is None:
-        await steps.run("event ServiceNotOwned", warn, steps, rsd, "ServiceNotOwned", message)
+        await steps.event(rsd, "Warning", "ServiceNotOwned", message, "Reconcile")
     return {"type": SERVICE_CONFLICT, "status": "True", "reason": "ServiceNotOwned", "message": message}
 
 
@@ -342,209 +409,75 @@ def _serving_hash(rollout: Rollout, fallback: str) -> str:
     return serving.hash if serving else fallback
 
 
-async def _promote(
-    steps: Steps, rsd: Obj, rollout: Rollout, latest: Version, report: DrainReport, rs: dict[str, Any], admin: str
-) -> tuple[str, str, float | None] | None:
-    """Make the desired version the one Restate routes to. Returns (reason, message, wake-up) while waiting."""
-    restate_spec, namespace = rsd["spec"]["restate"], rsd["metadata"]["namespace"]
-    if latest.deployment_id and report.exists(latest.deployment_id):
-        serving = report.routes(latest.deployment_id)
-        if serving and set(latest.services) <= set(serving):
-            latest.phase = VersionPhase.LATEST
-            return None
-    if rollout.paused:
-        return "Paused", "the rollout is paused; call resume to continue", None
-    replicas = rsd["spec"].get("replicas", 1)
-    if not (rs["observed"] and rs["available"] >= replicas and rs["ready"] >= replicas):
-        latest.phase = VersionPhase.PENDING
-        # The ReplicaSet's own events usually come first; the wake-up is the fallback.
-        message = f"{rs['available']}/{replicas} pods of {latest.name} available"
-        return not_available_reason(rs, replicas), message, 30.0
-    endpoints = await steps.run(f"count endpoints of {latest.name}", ready_endpoints, steps, namespace, latest.name)
-    if endpoints == 0 and replicas > 0:
-        latest.phase = VersionPhase.PENDING
-        # The watcher forwards the version's EndpointSlice changes; the wake-up is the fallback.
-        return "EndpointsNotReady", f"Service {latest.name} has no ready endpoints yet", 30.0
-    if cluster := restate_spec["register"].get("cluster"):
-        problem = await steps.run(f"check RestateCluster {cluster}", cluster_ready, steps, cluster)
-        if problem:
-            latest.phase = VersionPhase.PENDING
-            return "ClusterNotReady", problem, 30.0
-    if restate_spec.get("registrationPolicy") == "Held" and rollout.promoted != latest.hash:
-        latest.phase = VersionPhase.HELD
-        return "RegistrationHeld", f"{latest.name} is ready and held; call promote to register it", None
-    latest.phase = VersionPhase.REGISTERING
-    # Re-registering a URI Restate still knows needs force to become the latest revision again (rollback).
-    force = report.exists(latest.deployment_id)
-    url = build.service_url(rsd, latest.hash, steps.deps.settings)
-    registered = await steps.run(f"register {latest.name}", register, admin, url, force, restate_spec.get("useHttp11"))
-    latest.deployment_id, latest.services = registered["id"], registered["services"]
-    latest.registered_at = await steps.ctx.time()
-    latest.phase = VersionPhase.LATEST
-    await steps.run(f"annotate {latest.name}", annotate, steps, namespace, latest.name, latest.deployment_id)
-    if rollout.promoted == latest.hash:
-        rollout.promoted = None
-    return None
-
-
-async def _retire_old(
-    steps: Steps,
+def _status(
     rsd: Obj,
+    spec: RestateDeploymentSpec,
     rollout: Rollout,
     latest: Version,
-    report: DrainReport,
-    admin: str,
-    now: float,
-    routed: bool,
-) -> float | None:
-    """Drain, deregister and scale down superseded versions; returns when to look again."""
-    namespace = rsd["metadata"]["namespace"]
-    delay = _drain_delay(rsd)
-    next_wakeup: float | None = None
-    for version in rollout.versions:
-        if version is latest or version.phase == VersionPhase.DRAINED:
-            continue
-        registered = report.exists(version.deployment_id)
-        # Never registered (or already gone from Restate): nothing can be pinned to it.
-        forced = version.hash in rollout.force_drain or not registered
-        serving = report.routes(version.deployment_id or "") if registered and not forced else []
-        if serving and not routed:
-            version.phase = VersionPhase.LATEST  # what Restate routes to, until the new version takes over
-            continue
-        version.superseded_at = version.superseded_at or now
-        work = report.work(version.deployment_id) if registered and version.deployment_id else 0
-        version.active_invocations = work
-        if serving:
-            # Still the latest deployment of services the newer versions lack: deregistering it would
-            # remove them from Restate, so it stays (with its pods) until they move or forceDrain.
-            version.phase, version.idle_since = VersionPhase.DRAINING, None
-            await _autoscale(steps, rsd, version)
-            next_wakeup = _min(next_wakeup, DRAIN_POLL_SECONDS)
-            continue
-        retire, remaining = idle_decision(version, work, now, delay, forced)
-        if not retire:
-            version.phase = VersionPhase.DRAINING
-            await _autoscale(steps, rsd, version)
-            wait = DRAIN_POLL_SECONDS if remaining is None else min(DRAIN_POLL_SECONDS, max(1.0, remaining))
-            next_wakeup = _min(next_wakeup, wait)
-            continue
-        if version.autoscaled:  # before the scale-down, so its minReplicas cannot fight it
-            await steps.run(f"delete autoscaler {version.name}", delete_autoscaler, steps, namespace, version.name)
-            version.autoscaled = False
-        if registered and version.deployment_id:
-            await steps.run(f"deregister {version.name}", deregister, admin, version.deployment_id)
-        await steps.run(f"scale {version.name} to 0", scale, steps, namespace, version.name, 0)
-        version.phase = VersionPhase.DRAINED
-        version.deployment_id = None
-        if version.hash in rollout.force_drain:
-            rollout.force_drain.remove(version.hash)
-    return next_wakeup
-
-
-async def _autoscale(steps: Steps, rsd: Obj, version: Version) -> None:
-    """Keep a draining version's autoscaler as `spec.autoscaling` says; removing it restores the replicas."""
-    autoscaler = build.version_autoscaler(rsd, version.hash)
-    if autoscaler is not None:
-        await steps.apply(autoscaler)
-        version.autoscaled = True
-    elif version.autoscaled:
-        namespace = rsd["metadata"]["namespace"]
-        existed = await steps.run(
-            f"delete autoscaler {version.name}", delete_autoscaler, steps, namespace, version.name
-        )
-        if existed:  # an adopted version may never have had one
-            await steps.run(
-                f"restore {version.name}", scale, steps, namespace, version.name, rsd["spec"].get("replicas", 1)
-            )
-        version.autoscaled = False
-
-
-async def _trim_history(steps: Steps, rsd: Obj, rollout: Rollout, namespace: str) -> None:
-    limit = rsd["spec"].get("revisionHistoryLimit", 10)
-    drained = [v for v in rollout.versions if v.phase == VersionPhase.DRAINED]
-    for version in drained[limit:]:
-        await steps.run(f"delete {version.name}", delete_version, steps, namespace, version.name)
-        rollout.versions.remove(version)
-
-
-def _status(
-    rsd: Obj, rollout: Rollout, latest: Version, rs: dict[str, Any], hash_: str, collisions: int | None
+    pods: phases.Pods,
+    hash_: str,
+    collisions: int | None,
 ) -> dict[str, Any]:
-    replicas = rsd["spec"].get("replicas", 1)
-    status: dict[str, Any] = {
-        "replicas": rs["current"],
-        "desiredReplicas": replicas,
-        "readyReplicas": rs["ready"],
-        "availableReplicas": rs["available"],
-        "unavailableReplicas": max(0, replicas - rs["available"]),
-        "paused": rollout.paused,
-        "versions": [_version_status(v) for v in rollout.versions],
-    }
-    if (selector := build.label_selector(rsd, hash_)) is not None:
-        status["labelSelector"] = selector
-    if latest.deployment_id:
-        status["deploymentId"] = latest.deployment_id
-    if collisions is not None:
-        status["collisionCount"] = collisions
-    return status
+    status = RestateDeploymentStatus(
+        replicas=pods.current,
+        desired_replicas=spec.replicas,
+        ready_replicas=pods.ready,
+        available_replicas=pods.available,
+        unavailable_replicas=max(0, spec.replicas - pods.available),
+        paused=rollout.paused,
+        versions=[_version_status(v) for v in rollout.versions],
+        label_selector=build.label_selector(rsd, hash_),
+        deployment_id=latest.deployment_id,
+        collision_count=collisions,
+    )
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _version_status(version: Version) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": version.name,
-        "hash": version.hash,
-        "phase": version.phase.value,
-        "replicas": version.replicas,
-        "readyReplicas": version.ready_replicas,
-    }
-    if version.deployment_id:
-        entry["deploymentId"] = version.deployment_id
-    if version.registered_at:
-        entry["registeredAt"] = rfc3339(version.registered_at)
-    if version.superseded_at and version.phase in (VersionPhase.DRAINING, VersionPhase.DRAINED):
-        entry["drainingSince"] = rfc3339(version.superseded_at)
-    if version.active_invocations is not None and version.phase == VersionPhase.DRAINING:
-        entry["activeInvocations"] = version.active_invocations
-    return entry
+def _version_status(version: Version) -> VersionStatus:
+    draining = version.phase in (VersionPhase.DRAINING, VersionPhase.DRAINED)
+    return VersionStatus(
+        name=version.name,
+        hash=version.hash,
+        phase=version.phase,
+        replicas=version.replicas,
+        ready_replicas=version.ready_replicas,
+        deployment_id=version.deployment_id,
+        registered_at=rfc3339(version.registered_at) if version.registered_at else None,
+        draining_since=rfc3339(version.superseded_at) if version.superseded_at and draining else None,
+        active_invocations=version.active_invocations if version.phase == VersionPhase.DRAINING else None,
+    )
 
 
 async def finalize(steps: Steps, rsd: Obj) -> Outcome:
     """Deletion waits until no version has work in Restate, then deregisters every version, those
     only the ReplicaSets know of (upstream's) included."""
-    if _knative(rsd):
+    spec = parse_spec(rsd)
+    if spec.deployment_mode == "knative":
         return Outcome(ready=True, reason="NothingRegistered", message="Knative mode: this operator created nothing")
     rollout = await load(steps.ctx)
-    register_to = rsd["spec"]["restate"]["register"]
-    if cluster := register_to.get("cluster"):
+    if cluster := spec.restate.register_to.cluster:
         gone = await steps.get(RESOURCES["RestateCluster"], cluster)
         if gone is None:
             return Outcome(ready=True, reason="ClusterGone", message=f"RestateCluster {cluster} no longer exists")
-    admin = _admin_url(rsd, steps)
+    admin = build.admin_url(rsd, steps.settings)
     report = DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin))
     meta = rsd["metadata"]
     found = await steps.run("list ReplicaSets", replica_sets, steps, meta["namespace"], meta["uid"], None)
-    adopt(rollout, found.values(), report, _drain_delay(rsd), await steps.ctx.time())
-    blocking = [
-        (v, report.work(v.deployment_id))
-        for v in rollout.versions
-        if v.deployment_id
-        and report.exists(v.deployment_id)
-        and report.work(v.deployment_id) > 0
-        and v.hash not in rollout.force_drain
-    ]
+    adopt(rollout, found.values(), report, float(spec.restate.drain_delay_seconds), await steps.ctx.time())
+    blocking = phases.deletion_blockers(rollout, report)
     if blocking:
-        key = urllib.parse.quote(f"{rsd['metadata']['namespace']}/{rsd['metadata']['name']}", safe="")
+        key = urllib.parse.quote(f"{meta['namespace']}/{meta['name']}", safe="")
         waits = ", ".join(f"{v.name} has {n} unfinished invocation(s)" for v, n in blocking)
         hint = (
             f"deletion waits for them to finish; to delete anyway: curl -X POST "
-            f"\"$RESTATE_INGRESS_URL/DeploymentReconciler/{key}/forceDrain\" -H 'content-type: application/json' "
-            f'-d \'{{"version": "{blocking[0][0].name}"}}\''
+            f'"$RESTATE_INGRESS_URL/{kinds.DEPLOYMENT.service_name}/{key}/forceDrain" '
+            f"-H 'content-type: application/json' -d '{{\"version\": \"{blocking[0][0].name}\"}}'"
         )
         for version, n in blocking:
             version.phase, version.active_invocations = VersionPhase.DRAINING, n
         steps.ctx.set(ROLLOUT, rollout)
         return Outcome(
-            ready=False, reason="DeletionBlocked", message=f"{waits}; {hint}", requeue_after=DRAIN_POLL_SECONDS
+            ready=False, reason="DeletionBlocked", message=f"{waits}; {hint}", requeue_after=phases.DRAIN_POLL_SECONDS
         )
     for version in rollout.versions:
         if version.deployment_id and report.exists(version.deployment_id):
@@ -560,14 +493,15 @@ def _find(rollout: Rollout, request: CommandRequest) -> Version:
     for version in rollout.versions:
         if wanted in (version.name, version.hash):
             return version
-    raise restate.TerminalError(f"no version {wanted!r}; known: {[v.name for v in rollout.versions]}", 404)
+    known = ", ".join(v.name for v in rollout.versions) or "none yet"
+    raise errors.NotFound(f"no version {wanted} in this RestateDeployment; known versions: {known}")
 
 
 async def promote(ctx: restate.ObjectContext, request: CommandRequest) -> None:
     """Release a held version (default: the newest) for registration."""
     rollout = await load(ctx)
     if not rollout.versions:
-        raise restate.TerminalError("nothing to promote yet", 404)
+        raise errors.NotFound("nothing to promote yet: this RestateDeployment has no version")
     rollout.promoted = (_find(rollout, request) if request.version else rollout.versions[0]).hash
     ctx.set(ROLLOUT, rollout)
 
@@ -594,10 +528,8 @@ async def force_drain(ctx: restate.ObjectContext, request: CommandRequest) -> No
     ctx.set(ROLLOUT, rollout)
 
 
-KIND = Kind(
-    resource=RESOURCES["RestateDeployment"],
-    controller="restatedeployment",
-    finalizer=FINALIZER,
+RECONCILER = Reconciler(
+    kind=kinds.DEPLOYMENT,
     converge=converge,
     finalize=finalize,
     commands={"promote": promote, "pause": pause, "resume": resume, "forceDrain": force_drain},

@@ -200,7 +200,7 @@ def adopt(
     """Add the versions that exist as our ReplicaSets but are missing from memory (oldest last).
 
     Guarantees: nothing is lost or restarted. A version at zero replicas that Restate does not know is
-    Drained; any other one is superseded, and `_retire_old` drains it as if we had made it: Restate
+    Drained; any other one is superseded, and `phases.next_phase` drains it as if we had made it: Restate
     says whether it still has work, its `restate.dev/remove-version-at` (when valid) says when its
     drain delay ends, and it is deregistered before it is scaled down. Its deployment id is kept only
     while Restate knows it. Caveat: it may carry an autoscaler of upstream's (same name), so it is

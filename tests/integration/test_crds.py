@@ -425,7 +425,7 @@ def test_wide_output_shows_the_upstream_columns(kube: ControlPlane, ns: str) -> 
 
 
 def test_kube_schema_snapshot_matches_the_served_openapi(kube: ControlPlane) -> None:
-    from services.models import crdgen
+    from services import crdgen
     from tests.stack import kube_schemas
 
     version = json.loads(kube.kubectl("version", "-o", "json"))["serverVersion"]["gitVersion"]

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from services.models import crdgen
+from services import crdgen, kinds
 
 DOCUMENTS = ("api/v1", "apis/networking.k8s.io/v1")
 PREFIX = "#/components/schemas/"
@@ -53,7 +53,7 @@ def _references(node: Any) -> list[str]:
 
 
 def model_roots() -> set[str]:
-    return set().union(*(crdgen.kube_refs(kind.model.model_json_schema()) for kind in crdgen.KINDS))
+    return set().union(*(crdgen.kube_refs(kind.model.model_json_schema()) for kind in kinds.CUSTOM))
 
 
 def snapshot(get_raw: Callable[[str], str], version: str) -> dict[str, Any]:

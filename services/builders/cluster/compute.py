@@ -1,7 +1,7 @@
 """The Restate nodes: ServiceAccount, config, Services, PodDisruptionBudget and the StatefulSet.
 
 Pure: a RestateCluster (and settings) in, desired objects out. `statefulset` raises
-`InvalidCluster` for specs that cannot be applied (volume name or mount path collisions), with a
+`errors.InvalidSpec` for specs that cannot be applied (volume name or mount path collisions), with a
 message that says which names collide.
 
 The pod template is upstream's, field for field (tests/unit/services/test_cluster_builders.py
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
+from services import errors
 from services.builders.cluster import identity
 from services.builders.cluster.common import (
     LEGACY_TEMPLATE_ANNOTATIONS,
@@ -36,10 +37,6 @@ H2C = "kubernetes.io/h2c"
 # Upstream's pod security context: ours minus runAsNonRoot, which runAsUser 1000 makes redundant
 # and which would change (and so roll) every pod template taken over from upstream.
 POD_SECURITY: Obj = {k: v for k, v in RESTRICTED_POD_SECURITY.items() if k != "runAsNonRoot"}
-
-
-class InvalidCluster(ValueError):
-    """The spec cannot become a working StatefulSet; the message says why."""
 
 
 def namespace(rsc: Obj) -> Obj:
@@ -227,7 +224,9 @@ def _check_unique(kind: str, values: list[str]) -> None:
             dupes.append(value)
         seen.add(value)
     if dupes:
-        raise InvalidCluster(f"{kind} {', '.join(sorted(set(dupes)))} used more than once; rename the extra one(s)")
+        raise errors.InvalidSpec(
+            f"spec.compute: {kind} {', '.join(sorted(set(dupes)))} used more than once; rename the extra one(s)"
+        )
 
 
 def statefulset(

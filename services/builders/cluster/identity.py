@@ -8,6 +8,7 @@ ServiceAccount. Pod annotations carry the inputs, so a change rolls the pods.
 
 from __future__ import annotations
 
+from services import errors
 from services.builders.cluster.common import Obj, mandatory_labels, metadata, namespace_of
 from services.settings import Settings
 
@@ -34,12 +35,13 @@ def gcp_service_account(rsc: Obj, settings: Settings) -> str | None:
 
 
 def gcp_project(email: str) -> str:
-    """`sa@project.iam.gserviceaccount.com` -> `project`; ValueError when it is not such an address."""
+    """`sa@project.iam.gserviceaccount.com` -> `project`; `InvalidSpec` when it is not such an address."""
     _, _, domain = email.partition("@")
     project = domain.removesuffix(".iam.gserviceaccount.com")
     if not project or project == domain:
-        raise ValueError(
-            f"{GCP_ANNOTATION} {email!r} is not a GCP service account email (name@project.iam.gserviceaccount.com)"
+        raise errors.InvalidSpec(
+            f"spec.security.serviceAccountAnnotations: {GCP_ANNOTATION} {email!r} is not a GCP service account "
+            "email (name@project.iam.gserviceaccount.com)"
         )
     return project
 

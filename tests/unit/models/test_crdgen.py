@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from services.models import cloud, cluster, crdgen, deployment
+from services import crdgen
+from services.models import cloud, cluster, deployment
 from tests.stack.tools import REPO
 
 GENERATED = crdgen.generate()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services import errors
 from services.builders.cluster import compute, network_policies, quantity
 from services.builders.cluster.common import ALLOW_SCALE_DOWN, config_hash
 from services.settings import Settings
@@ -64,9 +65,9 @@ def test_auto_provision_lets_the_operator_reach_the_node_port_but_empty_peers_st
 
 
 def test_collisions_name_the_duplicates() -> None:
-    with pytest.raises(compute.InvalidCluster, match="volume name"):
+    with pytest.raises(errors.InvalidSpec, match="volume name"):
         compute.statefulset(rsc(extraVolumes=[{"name": "tmp", "emptyDir": {}}]), SETTINGS, replicas=1)
-    with pytest.raises(compute.InvalidCluster, match="/config"):
+    with pytest.raises(errors.InvalidSpec, match="/config"):
         compute.statefulset(
             rsc(
                 extraVolumes=[{"name": "x", "emptyDir": {}}], extraVolumeMounts=[{"name": "x", "mountPath": "/config"}]

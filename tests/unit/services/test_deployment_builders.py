@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from services import errors
 from services.builders import common
 from services.builders import deployment as build
 from services.settings import Settings
@@ -313,7 +314,7 @@ def test_service_url_and_admin_urls_keep_paths() -> None:
     assert build.admin_url(url, SETTINGS) == "https://restate.example.com/prefix"
     cloud = copy.deepcopy(service)
     cloud["spec"]["restate"]["register"] = {"cloud": "env"}
-    with pytest.raises(build.UnsupportedTarget, match=r"register\.cloud is not supported yet"):
+    with pytest.raises(errors.InvalidSpec, match=r"register\.cloud is not supported yet"):
         build.admin_url(cloud, SETTINGS)
 
 

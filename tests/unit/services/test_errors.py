@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.clients import errors
+from services import errors
 
 
 @pytest.mark.parametrize(

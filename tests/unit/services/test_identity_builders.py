@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from services import errors
 from services.builders.cluster import identity
 from services.settings import Settings
 
@@ -45,7 +46,7 @@ def test_integrations_need_both_the_operator_setting_and_the_spec() -> None:
 
 @pytest.mark.parametrize("email", ["nope", "a@gmail.com", "@.iam.gserviceaccount.com"])
 def test_gcp_project_needs_a_service_account_email(email: str) -> None:
-    with pytest.raises(ValueError, match="not a GCP service account email"):
+    with pytest.raises(errors.InvalidSpec, match="not a GCP service account email"):
         identity.gcp_project(email)
 
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from services import rbacgen
-from services.clients import errors, permissions
-from services.clients.kube import RESOURCES, Kube
+from services import errors, kinds, rbacgen
+from services.clients import permissions
+from services.clients.kube import Kube
+from services.kinds import RESOURCES
 from watcher import mapping
 
 
@@ -73,7 +74,7 @@ def test_chart_rbac_rules_are_generated_from_the_table() -> None:
 
 def test_every_kind_the_watcher_watches_is_granted_list_and_watch() -> None:
     watched = {"RestateCluster", "RestateDeployment", "RestateCloudEnvironment"}
-    watched |= {*mapping.CHILD_KINDS, *mapping.OPTIONAL_CHILD_KINDS, *mapping.LABELLED}
+    watched |= {*kinds.CHILD_KINDS, *kinds.OPTIONAL_CHILD_KINDS, *mapping.LABELLED}
     observe = permissions.Grant(permissions.OBSERVE)
     assert {kind for kind in watched if permissions.WATCHER.get(kind) != observe} == set()
     assert set(permissions.WATCHER) == watched, "the watcher is granted nothing it does not watch"

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from services.clients import errors
+from services import errors
 from services.clients.restate_admin import RestateAdmin
 
 

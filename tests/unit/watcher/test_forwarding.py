@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from watcher.forwarding import Forwarder, reconcile_path
+from watcher.forwarding import Forwarder
 from watcher.mapping import Forward, Target
 
 TARGET = Target("RestateDeployment", "team/svc")
@@ -30,10 +30,6 @@ async def run_briefly(forwarder: Forwarder, seconds: float = 0.05) -> None:
     await asyncio.sleep(seconds)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-
-
-def test_key_with_a_slash_is_url_encoded() -> None:
-    assert reconcile_path(TARGET) == "/DeploymentReconciler/team%2Fsvc/reconcile/send"
 
 
 async def test_burst_for_one_resource_becomes_one_request_with_the_last_trigger() -> None:

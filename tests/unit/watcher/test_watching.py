@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.clients import errors
-from services.clients.kube import RESOURCES
+from services import errors
+from services.kinds import RESOURCES
 from watcher import watching
 
 RES = RESOURCES["RestateCloudEnvironment"]

@@ -1,9 +1,10 @@
-"""Generate `crd/*.yaml` from the pydantic models: `python -m services.models.crdgen [--check]`.
+"""Generate `crd/*.yaml` from the pydantic models: `python -m services.crdgen [--check]`.
 
 The models are the single source. This module turns their JSON schema into structural OpenAPI v3
 (no `$ref`, no `null`, a type on every node), inlines the real schema of every embedded Kubernetes
 type from `kube_openapi.json` (a snapshot of the kube-apiserver's own OpenAPI v3 document), and
-adds what only a CRD has: printer columns, subresources, short names, name limits.
+adds what only a CRD has (printer columns, subresources, short names, name limits), all read from
+the kind registry (`services.kinds`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from services.models import cloud, cluster, deployment
-from services.models.common import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, GROUP, KUBE_REF
+from services import kinds
+from services.models.common import KUBE_REF
 
 Schema = dict[str, Any]
-KUBE_OPENAPI = Path(__file__).with_name("kube_openapi.json")
-CRD_DIR = Path(__file__).resolve().parents[2] / "crd"
+KUBE_OPENAPI = Path(__file__).parent / "models" / "kube_openapi.json"
+CRD_DIR = Path(__file__).resolve().parents[1] / "crd"
 INT_OR_STRING = {
     "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
     "io.k8s.apimachinery.pkg.api.resource.Quantity",
@@ -136,128 +137,11 @@ def structural(model: type[BaseModel], kube: dict[str, Schema]) -> Schema:
     return _Structural(raw.get("$defs", {}), kube).model(raw)
 
 
-@dataclass(frozen=True)
-class Kind:
-    model: type[BaseModel]
-    version: str
-    plural: str
-    singular: str
-    short_name: str
-    scope: str
-    spec: type[BaseModel]
-    status: type[BaseModel]
-    name_pattern: str
-    name_max_length: int
-    printer_columns: list[dict[str, Any]]
-    scale: bool = False
-    spec_extra: Schema = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.model.__name__
-
-
-def _ready_columns() -> list[dict[str, Any]]:
-    return [
-        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-        {
-            "name": "Status",
-            "type": "string",
-            "priority": 1,
-            "jsonPath": '.status.conditions[?(@.type=="Ready")].message',
-        },
-    ]
-
-
-AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
-
-KINDS = [
-    Kind(
-        model=cluster.RestateCluster,
-        version="v1",
-        plural="restateclusters",
-        singular="restatecluster",
-        short_name="rsc",
-        scope="Cluster",
-        spec=cluster.RestateClusterSpec,
-        status=cluster.RestateClusterStatus,
-        # The cluster's namespace takes the resource's name, so it must be a DNS label.
-        name_pattern=DNS_LABEL_PATTERN,
-        name_max_length=63,
-        printer_columns=[
-            *_ready_columns(),
-            {"name": "Replicas", "type": "integer", "priority": 1, "jsonPath": ".status.readyReplicas"},
-            {"name": "Provisioned", "type": "boolean", "priority": 1, "jsonPath": ".status.provisioned"},
-            AGE,
-        ],
-    ),
-    Kind(
-        model=deployment.RestateDeployment,
-        version="v1beta1",
-        plural="restatedeployments",
-        singular="restatedeployment",
-        short_name="rsd",
-        scope="Namespaced",
-        spec=deployment.RestateDeploymentSpec,
-        status=deployment.RestateDeploymentStatus,
-        name_pattern=DNS_LABEL_PATTERN,
-        name_max_length=deployment.MAX_NAME_LENGTH,
-        printer_columns=[
-            {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
-            {"name": "Up-To-Date", "type": "integer", "jsonPath": ".status.replicas"},
-            {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
-            {"name": "Available", "type": "integer", "jsonPath": ".status.availableReplicas"},
-            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-            {"name": "Deployment ID", "type": "string", "priority": 1, "jsonPath": ".status.deploymentId"},
-            {
-                "name": "Containers",
-                "type": "string",
-                "priority": 1,
-                "jsonPath": ".spec.template.spec.containers[*].name",
-            },
-            {
-                "name": "Images",
-                "type": "string",
-                "priority": 1,
-                "jsonPath": ".spec.template.spec.containers[*].image",
-            },
-            {"name": "Selector", "type": "string", "priority": 1, "jsonPath": ".status.labelSelector"},
-            {
-                "name": "Status",
-                "type": "string",
-                "priority": 1,
-                "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
-            },
-        ],
-        scale=True,
-        spec_extra=deployment.SPEC_RULES,
-    ),
-    Kind(
-        model=cloud.RestateCloudEnvironment,
-        version="v1beta1",
-        plural="restatecloudenvironments",
-        singular="restatecloudenvironment",
-        short_name="rce",
-        scope="Cluster",
-        spec=cloud.RestateCloudEnvironmentSpec,
-        status=cloud.RestateCloudEnvironmentStatus,
-        name_pattern=DNS_SUBDOMAIN_PATTERN,
-        name_max_length=cloud.MAX_NAME_LENGTH,
-        printer_columns=[
-            *_ready_columns(),
-            {"name": "Environment", "type": "string", "jsonPath": ".spec.environmentId"},
-            {"name": "Region", "type": "string", "jsonPath": ".spec.region"},
-            AGE,
-        ],
-    ),
-]
-
-
-def crd(kind: Kind, kube: dict[str, Schema]) -> Schema:
-    spec = {**structural(kind.spec, kube), **kind.spec_extra}
-    spec["description"] = f"Desired state of the {kind.name}."
-    status = structural(kind.status, kube)
-    status["description"] = f"Observed state of the {kind.name}, written by the operator."
+def crd(kind: kinds.CustomKind, kube: dict[str, Schema]) -> Schema:
+    spec = {**structural(kind.spec_model(), kube), **kind.spec_rules}
+    spec["description"] = f"Desired state of the {kind.kind}."
+    status = structural(kind.status_model(), kube)
+    status["description"] = f"Observed state of the {kind.kind}, written by the operator."
     subresources: Schema = {"status": {}}
     if kind.scale:
         subresources["scale"] = {
@@ -269,15 +153,15 @@ def crd(kind: Kind, kube: dict[str, Schema]) -> Schema:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{kind.plural}.{GROUP}",
+            "name": f"{kind.plural}.{kind.group}",
             "labels": {"app.kubernetes.io/name": "restate-operator", "app.kubernetes.io/component": "crd"},
         },
         "spec": {
-            "group": GROUP,
-            "scope": kind.scope,
+            "group": kind.group,
+            "scope": "Namespaced" if kind.namespaced else "Cluster",
             "names": {
-                "kind": kind.name,
-                "listKind": f"{kind.name}List",
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
                 "plural": kind.plural,
                 "singular": kind.singular,
                 "shortNames": [kind.short_name],
@@ -320,14 +204,14 @@ def crd(kind: Kind, kube: dict[str, Schema]) -> Schema:
 
 
 def render(document: Schema) -> str:
-    header = "# Generated by `make crds` (services/models/crdgen.py) from the pydantic models. Do not edit.\n"
+    header = "# Generated by `make crds` (services/crdgen.py) from the pydantic models. Do not edit.\n"
     return header + yaml.safe_dump(document, sort_keys=False, width=120, allow_unicode=True)
 
 
 def generate() -> dict[str, str]:
     """File name -> YAML text for every CRD."""
     kube = kube_definitions()
-    return {f"{kind.plural}.yaml": render(crd(kind, kube)) for kind in KINDS}
+    return {f"{kind.plural}.yaml": render(crd(kind, kube)) for kind in kinds.CUSTOM}
 
 
 def main(argv: list[str]) -> int:

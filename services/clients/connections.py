@@ -1,4 +1,6 @@
-"""What handlers need from the outside world, handed to every reconciler as one object."""
+"""What every reconciler reaches the outside world with: the settings and one shared Kubernetes connection.
+
+Handed to the reconcilers as one object (not globals), so tests can build their own."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from services.settings import Settings
 
 
 @dataclass
-class Deps:
+class Connections:
     settings: Settings
     _kube: Kube | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)

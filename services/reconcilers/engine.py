@@ -1,69 +1,51 @@
 """The reconcile engine every kind runs on.
 
-Each kind is a Restate VirtualObject `<Kind>Reconciler`, keyed by the resource (`name` for
-cluster-scoped kinds, `namespace/name` for namespaced ones), so Restate gives every resource one
-exclusive lane, a journal, retries and durable timers. The `reconcile` handler:
+Each kind is a Restate VirtualObject `<Kind>Reconciler` (`contract.service_name`), keyed by the
+resource (`contract.object_key`), so Restate gives every resource one exclusive lane, a journal,
+retries and durable timers. The `reconcile` handler:
 
     read the object ─┬─ gone ─────────────────────────────► forget its state
                      ├─ being deleted ─► kind.finalize ─┬─► remove finalizer, forget
                      │                                  └─► status + wake-up later
                      └─ alive ─► ensure finalizer ─► kind.converge ─► status ─► wake-up if waiting
 
-Guarantees: every side effect is a journaled step (never repeated once it succeeded, even across
-crashes of the services process or of Restate); an invocation never waits unboundedly (waiting is
-a delayed self-send, superseded by later ones); permanent errors set Degraded and emit a Warning
-Event once, and are retried only on the next change or periodic resync; transient errors are
-retried a few times inside the step, then the resource is woken up again later.
+Guarantees: every side effect is a journaled step (`steps`: never repeated once it succeeded, even
+across crashes of the services process or of Restate); an invocation never waits unboundedly
+(waiting is a delayed self-send, superseded by later ones); permanent errors set Degraded and emit a
+Warning Event once, and are retried only on the next change or periodic resync; transient errors are
+retried a few times inside the step, then the resource is woken up again later (`on_failure`).
 Assumptions: several requests may arrive for one change (watcher replicas, resyncs): a `spec`
 request for a resourceVersion already reconciled is skipped without any write.
+Not here: the request contract (`services.contract`), the mapping of errors onto Restate's
+(`failures`), the journaled side effects (`steps`), the finalizer writes (`finalizers`).
 """
 
 from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal
 
 import restate
 from pydantic import BaseModel, Field
-from restate.exceptions import RetryableError
 
-from services import metrics, status
-from services.clients import errors
-from services.clients.kube import Kube, Obj, Resource
-from services.deps import Deps
+from services import errors, metrics, status
+from services.clients.connections import Connections
+from services.clients.kube import Obj
+from services.contract import ReconcileRequest, split_key
+from services.kinds import CustomKind
+from services.reconcilers import failures, finalizers
+from services.reconcilers.steps import Steps
 
 logger = restate.getLogger(__name__)  # type: ignore[no-untyped-call]  # silent during replay
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
 STATE = "state"
-PERMANENT = 422  # status code of the TerminalError that marks a permanent step failure
-CANCELLED = 409
-FINALIZER_MANAGER = "restate-operator/finalizer"
-STEP_OPTIONS: restate.RunOptions[Any] = restate.RunOptions(
-    max_attempts=4,
-    initial_retry_interval=timedelta(milliseconds=200),
-    retry_interval_factor=2.0,
-    max_retry_interval=timedelta(seconds=5),
-)
 TRANSIENT_RETRY_SECONDS = 30.0
 MAX_TRANSIENT_RETRY_SECONDS = 600.0
 DEGRADED_AFTER = 3
-
-Reason = Literal["spec", "child", "resync", "wakeup", "manual"]
-
-
-class ReconcileRequest(BaseModel):
-    """Why a reconcile was asked for. Identity is the object key; the state is always re-read."""
-
-    reason: Reason = Field(default="manual", description="spec, child, resync, wakeup or manual (forced).")
-    trigger: str | None = Field(default=None, description="What the watcher saw, e.g. Deployment/ns/name@123.")
-    wakeup: str | None = Field(default=None, description="Token of a scheduled wake-up (internal).")
 
 
 class ReconcileResult(BaseModel):
@@ -101,108 +83,8 @@ class ObjectState(BaseModel):
     transient_failures: int = 0
 
 
-# Condition reasons for permanent failures, by error class (upstream's AdminCallRejected included).
-FAILURE_REASONS = {"Rejected": "AdminCallRejected", "Invalid": "InvalidObject", "Forbidden": "Forbidden"}
-
-
-class StepFailed(Exception):
-    def __init__(self, step: str, message: str, *, permanent: bool, error: str | None = None) -> None:
-        super().__init__(f"{step}: {message}")
-        self.step, self.message, self.permanent, self.error = step, message, permanent, error
-
-    @property
-    def reason(self) -> str:
-        if not self.permanent:
-            return "TransientError"
-        return FAILURE_REASONS.get(self.error or "", "ReconcileFailed")
-
-
-def _guard(action: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Map our error classes onto Restate's: permanent -> terminal, Retry-After -> retry delay."""
-
-    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await action(*args, **kwargs)
-        except errors.PermanentError as exc:
-            raise restate.TerminalError(
-                exc.message, status_code=PERMANENT, metadata={"error": type(exc).__name__}
-            ) from exc
-        except errors.TransientError as exc:
-            if exc.retry_after:
-                raise RetryableError(exc.message, retry_after=timedelta(seconds=exc.retry_after)) from exc
-            raise
-
-    return guarded
-
-
 def rfc3339(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Steps:
-    """Journaled side effects of one invocation; what a kind's converge and finalize use."""
-
-    ctx: restate.ObjectContext
-    deps: Deps
-
-    async def run(self, name: str, action: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            result: T = await self.ctx.run_typed(name, _guard(action), STEP_OPTIONS, *args, **kwargs)
-        except restate.TerminalError as exc:
-            if exc.status_code == CANCELLED:
-                raise
-            error = (exc.metadata or {}).get("error")
-            raise StepFailed(name, exc.message, permanent=exc.status_code == PERMANENT, error=error) from exc
-        return result
-
-    async def kube(self) -> Kube:
-        return await self.deps.kube()
-
-    async def apply(self, obj: Obj) -> Obj:
-        """Server-side apply one child; returns a small summary (the journal keeps it)."""
-        meta = obj["metadata"]
-        where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
-
-        async def apply() -> Obj:
-            return summary(await (await self.kube()).apply(obj))
-
-        applied = await self.run(f"apply {obj['kind']} {where}", apply)
-        await self.pause()
-        return applied
-
-    async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj | None:
-        async def get() -> Obj | None:
-            return await (await self.kube()).get(res, name, namespace)
-
-        return await self.run(f"get {res.kind} {namespace + '/' if namespace else ''}{name}", get)
-
-    async def secret_keys(self, name: str, namespace: str) -> list[str] | None:
-        async def keys() -> list[str] | None:
-            return await (await self.kube()).secret_keys(name, namespace)
-
-        return await self.run(f"check Secret {namespace}/{name}", keys)
-
-    async def pause(self) -> None:
-        """A durable pause between steps when STEP_DELAY_SECONDS is set (fault-injection tests)."""
-        delay = self.deps.settings.step_delay_seconds
-        if delay > 0:
-            await self.ctx.sleep(timedelta(seconds=delay))
-
-
-def summary(obj: Obj) -> Obj:
-    """What callers need from an applied object: identity, generation and status."""
-    meta = obj["metadata"]
-    return {
-        "metadata": {
-            "name": meta["name"],
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "generation": meta.get("generation"),
-        },
-        "status": obj.get("status") or {},
-    }
 
 
 Converge = Callable[[Steps, Obj], Awaitable[Outcome]]
@@ -215,44 +97,26 @@ class CommandRequest(BaseModel):
 
 
 Command = Callable[[restate.ObjectContext, CommandRequest], Awaitable[None]]
+"""Changes the reconciler's state for a person's command; raises our errors (NotFound, ...) to refuse."""
 
 
 @dataclass(frozen=True)
-class Kind:
+class Reconciler:
     """What a kind plugs into the engine. `commands` become extra exclusive handlers that change the
     reconciler's state, then run a full reconcile and return its result."""
 
-    resource: Resource
-    controller: str
-    finalizer: str
+    kind: CustomKind
     converge: Converge
     finalize: Converge
     commands: Mapping[str, Command] = field(default_factory=dict)
 
-    @property
-    def name(self) -> str:
-        return self.resource.kind
 
-    @property
-    def service_name(self) -> str:
-        """`ClusterReconciler` for RestateCluster, ...: Restate reserves service names starting with "restate"."""
-        return f"{self.resource.kind.removeprefix('Restate')}Reconciler"
-
-
-def split_key(key: str) -> tuple[str | None, str]:
-    namespace, _, name = key.rpartition("/")
-    return namespace or None, name
-
-
-def object_key(namespace: str | None, name: str) -> str:
-    return f"{namespace}/{name}" if namespace else name
-
-
-def reconciler(kind: Kind, deps: Deps) -> restate.VirtualObject:
-    """The VirtualObject for `kind`, with handlers `reconcile` (exclusive) and `status` (shared)."""
+def virtual_object(reconciler: Reconciler, connections: Connections) -> restate.VirtualObject:
+    """The VirtualObject for one kind, with handlers `reconcile` (exclusive), its commands and `status` (shared)."""
+    kind = reconciler.kind
     service = restate.VirtualObject(
         kind.service_name,
-        description=f"Reconciles {kind.name} resources, one key per resource.",
+        description=f"Reconciles {kind.kind} resources, one key per resource.",
         invocation_retry_policy=restate.InvocationRetryPolicy(
             initial_interval=timedelta(seconds=1),
             exponentiation_factor=2.0,
@@ -266,11 +130,11 @@ def reconciler(kind: Kind, deps: Deps) -> restate.VirtualObject:
     async def reconcile(ctx: restate.ObjectContext, request: ReconcileRequest) -> ReconcileResult:
         """Converge one resource towards its spec; `{}` as input forces a full pass."""
         started = time.monotonic()
-        result = await _reconcile(ctx, request, kind, deps, reconcile)
+        result = await _reconcile(ctx, request, reconciler, connections, reconcile)
         elapsed = time.monotonic() - started
         logger.info(
             "%s %s (%s %s): %s %s %s",
-            kind.name,
+            kind.kind,
             ctx.key(),
             request.reason,
             request.trigger or "",
@@ -282,14 +146,14 @@ def reconciler(kind: Kind, deps: Deps) -> restate.VirtualObject:
         metrics.RECONCILE_TOTAL.labels(controller=kind.controller, result=outcome).inc()
         metrics.RECONCILE_TIME.labels(controller=kind.controller).observe(elapsed)
         metrics.UPSTREAM_RECONCILIATIONS.inc()
-        metrics.UPSTREAM_DURATION.labels(kind=kind.name).observe(elapsed)
+        metrics.UPSTREAM_DURATION.labels(kind=kind.kind).observe(elapsed)
         if result.action == "failed":
             metrics.RECONCILE_ERRORS.labels(controller=kind.controller).inc()
-            metrics.UPSTREAM_ERRORS.labels(kind=kind.name, instance=ctx.key(), error=result.reason).inc()
+            metrics.UPSTREAM_ERRORS.labels(kind=kind.kind, instance=ctx.key(), error=result.reason).inc()
         return result
 
-    for name, command in kind.commands.items():
-        _register_command(service, name, command, kind, deps, reconcile)
+    for name, command in reconciler.commands.items():
+        _register_command(service, name, command, reconciler, connections, reconcile)
 
     @service.handler(kind="shared")
     async def status(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
@@ -301,52 +165,62 @@ def reconciler(kind: Kind, deps: Deps) -> restate.VirtualObject:
 
 
 def _register_command(
-    service: restate.VirtualObject, name: str, command: Command, kind: Kind, deps: Deps, reconcile: Any
+    service: restate.VirtualObject,
+    name: str,
+    command: Command,
+    reconciler: Reconciler,
+    connections: Connections,
+    reconcile: Any,
 ) -> None:
     @service.handler(name=name, journal_retention=timedelta(hours=1))
     async def handler(ctx: restate.ObjectContext, request: CommandRequest) -> ReconcileResult:
-        await command(ctx, request)
-        return await _reconcile(ctx, ReconcileRequest(reason="manual", trigger=name), kind, deps, reconcile)
+        try:
+            await command(ctx, request)
+        except errors.OperatorError as exc:
+            raise failures.command_error(exc) from exc
+        request_ = ReconcileRequest(reason="manual", trigger=name)
+        return await _reconcile(ctx, request_, reconciler, connections, reconcile)
 
 
 async def _reconcile(
     ctx: restate.ObjectContext,
     request: ReconcileRequest,
-    kind: Kind,
-    deps: Deps,
+    reconciler: Reconciler,
+    connections: Connections,
     handler: Any,
 ) -> ReconcileResult:
+    kind = reconciler.kind
     state = await ctx.get(STATE, type_hint=ObjectState) or ObjectState()
     if request.reason == "wakeup" and request.wakeup != state.wakeup_token:
         return ReconcileResult(action="skipped", reason="SupersededWakeup")
     namespace, name = split_key(ctx.key())
-    steps = Steps(ctx, deps)
+    steps = Steps(ctx, connections)
     try:
         obj = await steps.get(kind.resource, name, namespace)
-    except StepFailed as failure:
+    except errors.OperatorError as failure:
         outcome, _ = on_failure(state, failure)
         return _schedule(ctx, state, handler, outcome, "failed")
     if obj is None:
         ctx.clear_all()
-        return ReconcileResult(action="gone", reason="NotFound", message=f"{kind.name} {ctx.key()} does not exist")
+        return ReconcileResult(action="gone", reason="NotFound", message=f"{kind.kind} {ctx.key()} does not exist")
     meta = obj["metadata"]
     if state.uid != meta["uid"]:
         state = ObjectState(uid=meta["uid"])  # a new object under an old name starts afresh
     if meta.get("deletionTimestamp"):
-        return await _finalize(ctx, state, steps, kind, obj, handler)
+        return await _finalize(ctx, state, steps, reconciler, obj, handler)
     if request.reason == "spec" and meta["resourceVersion"] == state.last_resource_version:
         return ReconcileResult(action="skipped", reason="AlreadyReconciled")
 
     action: Literal["converged", "waiting", "failed"]
     try:
-        if kind.finalizer not in (meta.get("finalizers") or []):
-            version = await steps.run("add finalizer", _add_finalizer, deps, obj, kind.finalizer)
+        if not finalizers.has(kind, obj):
+            version = await finalizers.add(steps, kind, obj)
             meta["resourceVersion"] = version or meta["resourceVersion"]  # our own write is not a change
-        outcome = await kind.converge(steps, obj)
+        outcome = await reconciler.converge(steps, obj)
         action = "converged" if outcome.requeue_after is None else "waiting"
         state.transient_failures = 0
         degraded: str | None = None
-    except StepFailed as failure:
+    except errors.OperatorError as failure:
         (outcome, degraded), action = on_failure(state, failure), "failed"
     await _write_status(ctx, state, steps, obj, outcome, degraded)
     state.reconciles += 1
@@ -354,33 +228,25 @@ async def _reconcile(
 
 
 async def _finalize(
-    ctx: restate.ObjectContext, state: ObjectState, steps: Steps, kind: Kind, obj: Obj, handler: Any
+    ctx: restate.ObjectContext, state: ObjectState, steps: Steps, reconciler: Reconciler, obj: Obj, handler: Any
 ) -> ReconcileResult:
-    if kind.finalizer not in (obj["metadata"].get("finalizers") or []):
+    kind = reconciler.kind
+    if not finalizers.has(kind, obj):
         ctx.clear_all()
         return ReconcileResult(action="gone", reason="NotOurs", message="being deleted without our finalizer")
     try:
         if not state.delete_requested:
-            await steps.run(
-                "event DeleteRequested",
-                _event,
-                steps.deps,
-                obj,
-                "Normal",
-                "DeleteRequested",
-                f"Deleting {kind.name} {ctx.key()}",
-                "Deleting",
-            )
+            await steps.event(obj, "Normal", "DeleteRequested", f"Deleting {kind.kind} {ctx.key()}", "Deleting")
             state.delete_requested = True
             ctx.set(STATE, state)
-        outcome = await kind.finalize(steps, obj)
+        outcome = await reconciler.finalize(steps, obj)
         if outcome.ready:
-            await steps.run("remove finalizer", _remove_finalizer, steps.deps, kind, obj)
+            await finalizers.remove(steps, kind, obj)
             ctx.clear_all()
             return ReconcileResult(action="finalized", reason=outcome.reason, message=outcome.message)
         action: Literal["waiting", "failed"] = "waiting"
         degraded: str | None = None
-    except StepFailed as failure:
+    except errors.OperatorError as failure:
         (outcome, degraded), action = on_failure(state, failure), "failed"
     await _write_status(ctx, state, steps, obj, outcome, degraded)
     if outcome.requeue_after is None:
@@ -388,14 +254,14 @@ async def _finalize(
     return _schedule(ctx, state, handler, outcome, action)
 
 
-def on_failure(state: ObjectState, failure: StepFailed) -> tuple[Outcome, str | None]:
+def on_failure(state: ObjectState, failure: errors.OperatorError) -> tuple[Outcome, str | None]:
     """The outcome of a failed step, and the Degraded message if the resource is now degraded.
 
     Permanent: degraded at once, no wake-up (the next change or resync retries). Transient: retried
     with exponential backoff; after DEGRADED_AFTER failures in a row it counts as degraded too, since
     some invalid input only shows as a server error (e.g. a malformed quantity is an HTTP 500).
     """
-    if failure.permanent:
+    if isinstance(failure, errors.PermanentError):
         return Outcome(ready=False, reason=failure.reason, message=str(failure)), str(failure)
     state.transient_failures += 1
     delay = min(MAX_TRANSIENT_RETRY_SECONDS, TRANSIENT_RETRY_SECONDS * 2 ** (state.transient_failures - 1))
@@ -447,7 +313,7 @@ async def _write_status(
         del body["metadata"]["namespace"]
     try:
         if degraded and state.degraded != degraded:
-            await steps.run("event Warning", _event, steps.deps, obj, "Warning", outcome.reason, degraded, "Reconcile")
+            await steps.event(obj, "Warning", outcome.reason, degraded, "Reconcile", step="event Warning")
 
         async def apply_status() -> str | None:
             """The new resourceVersion, or None when the object changed since we read it."""
@@ -460,7 +326,7 @@ async def _write_status(
         # Written only onto the version we read, or a spec change landing meanwhile would look reconciled.
         body["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
         state.last_resource_version = await steps.run("apply status", apply_status)
-    except StepFailed as failure:
+    except errors.OperatorError as failure:
         logger.warning("could not write status of %s: %s", ctx.key(), failure)
     state.observed_generation = generation
     state.ready, state.reason, state.message = outcome.ready, outcome.reason, outcome.message
@@ -487,33 +353,4 @@ def _schedule(
     ctx.set(STATE, state)
     return ReconcileResult(
         action=action, reason=outcome.reason, message=outcome.message, requeue_after_seconds=outcome.requeue_after
-    )
-
-
-async def _remove_finalizer(deps: Deps, kind: Kind, obj: Obj) -> bool:
-    meta = obj["metadata"]
-    return await (await deps.kube()).remove_finalizer(
-        kind.resource, meta["name"], meta.get("namespace"), kind.finalizer
-    )
-
-
-async def _add_finalizer(deps: Deps, obj: Obj, finalizer: str) -> str | None:
-    """Own our finalizer under our finalizer field manager (others' entries are untouched).
-
-    Returns the new resourceVersion, None when the object is gone."""
-    meta = obj["metadata"]
-    patch: Obj = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": meta["name"]}}
-    if meta.get("namespace"):
-        patch["metadata"]["namespace"] = meta["namespace"]
-    patch["metadata"]["finalizers"] = [finalizer]
-    try:
-        applied = await (await deps.kube()).apply(patch, field_manager=FINALIZER_MANAGER)
-    except errors.NotFound:
-        return None  # deleted meanwhile: nothing left to hold
-    return str(applied["metadata"]["resourceVersion"])
-
-
-async def _event(deps: Deps, obj: Obj, type_: str, reason: str, note: str, action: str) -> None:
-    await (await deps.kube()).event(
-        obj, type_=type_, reason=reason, note=note, action=action, reporting_instance=deps.settings.pod_name
     )
