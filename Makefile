@@ -18,11 +18,12 @@ $(STAMP): pyproject.toml
 tools: $(STAMP)
 	$(PY) -m tests.stack.tools
 
-## lint: ruff and mypy (strict on services/ and watcher/)
+## lint: ruff, mypy (strict on services/ and watcher/) and the import contracts (pyproject.toml)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 ## unit: the fast tests only (no control plane, no restate-server)
 unit: $(STAMP)
