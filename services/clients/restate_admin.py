@@ -67,11 +67,6 @@ class RestateAdmin:
             raise
         return True
 
-    async def deployments(self) -> list[dict[str, Any]]:
-        response = await self._call("list", "GET", "deployments")
-        listed: list[dict[str, Any]] = response.json()["deployments"]
-        return listed
-
     async def query(self, sql: str) -> list[dict[str, Any]]:
         """Rows of a SQL query; NULL columns are absent from a row (use `.get`)."""
         response = await self._call(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services import kinds
 from services.builders import cloud as build
 from services.clients.kube import Obj
+from services.models import cloud as models
 from services.reconcilers.engine import Outcome, Reconciler
 from services.reconcilers.steps import Steps
 
@@ -31,7 +32,8 @@ async def converge(steps: Steps, rce: Obj) -> Outcome:
             message=f"Secret {secret_ref['name']} has no key {secret_ref['key']}",
             requeue_after=NOT_READY_RECHECK_SECONDS,
         )
-    return tunnel_readiness(deployment, rce["spec"].get("tunnel", {}).get("replicas", 1))
+    tunnel = models.RestateCloudEnvironmentSpec.model_validate(rce["spec"]).tunnel or models.Tunnel()
+    return tunnel_readiness(deployment, tunnel.replicas)
 
 
 def tunnel_readiness(deployment: Obj, desired: int) -> Outcome:

@@ -35,6 +35,7 @@ from services.builders.cluster.common import (
 from services.clients import node_ctl
 from services.clients.kube import Obj
 from services.kinds import RESOURCES
+from services.models import cluster as models
 from services.reconcilers.engine import Outcome, Reconciler
 from services.reconcilers.steps import Steps
 
@@ -245,7 +246,7 @@ async def converge(steps: Steps, rsc: Obj) -> Outcome:
         # The re-created one keeps the size and template the pods run with (no scale-down, no roll).
         await steps.run("re-create StatefulSet for its claim template", orphan_statefulset, steps, namespace)
 
-    wanted = spec["compute"].get("replicas", 1)
+    wanted = models.Compute.model_validate(spec["compute"]).replicas
     replicas, scale_down_blocked = wanted, False
     allowed = (rsc["metadata"].get("annotations") or {}).get(ALLOW_SCALE_DOWN) == "true"
     if current and wanted < current["replicas"] and not allowed:

@@ -27,6 +27,7 @@ from services.builders.cluster.common import (
     namespace_of,
 )
 from services.builders.common import RESTRICTED_POD_SECURITY
+from services.models import cluster as models
 from services.settings import Settings
 
 STORAGE = "storage"
@@ -283,7 +284,7 @@ def statefulset(
     pod: Obj = {
         "serviceAccountName": "restate",
         "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": compute.get("terminationGracePeriodSeconds", 60),
+        "terminationGracePeriodSeconds": models.Compute.model_validate(compute).termination_grace_period_seconds,
         "securityContext": dict(POD_SECURITY),
         "containers": [container],
         "volumes": volumes,

@@ -8,6 +8,7 @@ added to an unset or non-empty list, and an empty list stays empty (it already a
 from __future__ import annotations
 
 from services.builders.cluster.common import Obj, mandatory_labels, metadata, namespace_of
+from services.models import cluster as models
 from services.settings import Settings
 
 NAMES = (
@@ -76,7 +77,7 @@ def network_policies(rsc: Obj, settings: Settings) -> list[Obj]:
     if (rsc["spec"].get("cluster") or {}).get("autoProvision"):
         node_peers = with_peer(node_peers, operator)
     admin_peers = peers.get("admin")
-    if security.get("allowOperatorAccessToAdmin", True):
+    if models.Security.model_validate(security).allow_operator_access_to_admin:
         admin_peers = with_peer(admin_peers, operator)
     cluster_pods = {
         "namespaceSelector": {},

@@ -69,7 +69,7 @@ async def test_unreachable_admin_api_is_transient() -> None:
 
     async with admin(httpx.MockTransport(api)) as client:
         with pytest.raises(errors.Unavailable):
-            await client.deployments()
+            await client.query("SELECT 1")
 
 
 async def test_query_asks_for_json_rows() -> None:
