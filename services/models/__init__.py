@@ -1,4 +1,5 @@
 """Pydantic models of the operator's custom resources: the single source of the CRD schemas.
 
-`crdgen` turns them into `crd/*.yaml`; reconcilers parse live objects with them.
+`services.crdgen` turns them into `crd/*.yaml`, `services.kinds` derives each kind's identity from them,
+and the reconcilers parse live specs with them (the one source of every default).
 """

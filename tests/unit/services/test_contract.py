@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from services import contract, kinds
+from watcher import mapping
 
 
 @pytest.mark.parametrize(("namespace", "name"), [(None, "env"), ("team", "svc")])
@@ -32,3 +35,22 @@ def test_an_empty_body_is_a_forced_manual_reconcile() -> None:
 def test_an_unknown_reason_is_refused() -> None:
     with pytest.raises(ValueError, match="reason"):
         contract.ReconcileRequest.model_validate({"reason": "because"})
+
+
+def test_the_watcher_sends_only_reasons_the_contract_knows() -> None:
+    assert set(get_args(mapping.Reason)) <= set(get_args(contract.Reason))
+
+
+def test_every_kind_the_watcher_maps_by_label_is_in_the_registry() -> None:
+    assert tuple(mapping.LABELLED) == kinds.LABELLED_KINDS
+
+
+def test_the_registry_derives_identity_from_the_models() -> None:
+    assert [(k.kind, k.api_version, k.plural) for k in kinds.CUSTOM] == [
+        ("RestateCluster", "restate.dev/v1", "restateclusters"),
+        ("RestateDeployment", "restate.dev/v1beta1", "restatedeployments"),
+        ("RestateCloudEnvironment", "restate.dev/v1beta1", "restatecloudenvironments"),
+    ]
+    assert kinds.RESOURCES["RestateDeployment"].path("team", "svc", "status") == (
+        "/apis/restate.dev/v1beta1/namespaces/team/restatedeployments/svc/status"
+    )
