@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client, config
 
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
+from devstack.operator import Operator
+from devstack.stack import Stack
 
 TIERS = ("unit", "integration", "e2e")
 

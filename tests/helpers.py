@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.stack import tools
-from tests.stack.stack import Stack
+from devstack import tools
+from devstack.stack import Stack
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ import argparse
 import json
 import time
 
+from devstack.operator import OPERATOR_NAMESPACE
 from tests.bench.common import ready_generation, report, running_operator
-from tests.stack.operator import OPERATOR_NAMESPACE
 
 ENVIRONMENT = {
     "apiVersion": "restate.dev/v1beta1",

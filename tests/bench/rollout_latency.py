@@ -15,9 +15,9 @@ import json
 import time
 from typing import Any
 
+from devstack.images import VERSIONED_IMAGE
+from devstack.stack import Stack
 from tests.bench.common import ready_generation, report, running_operator
-from tests.stack.images import VERSIONED_IMAGE
-from tests.stack.stack import Stack
 
 
 def resource(name: str, namespace: str, tag: str, admin_url: str) -> dict[str, Any]:

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs
+from devstack.chart import NAMESPACE, RELEASE, ChartInstall
+from devstack.images import VERSIONED_IMAGE
+from devstack.stack import Stack
 from tests.helpers import apply, condition, get
 from tests.integration.test_cluster import cluster, create_storage_class, wait_for
-from tests.stack import procs
-from tests.stack.chart import NAMESPACE, RELEASE, ChartInstall
-from tests.stack.images import VERSIONED_IMAGE
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

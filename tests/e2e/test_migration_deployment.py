@@ -27,12 +27,12 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs
+from devstack.images import HELLO_IMAGE, VERSIONED_IMAGE
+from devstack.operator import Operator
+from devstack.stack import Stack
 from services.builders import deployment as build
 from tests.helpers import condition, get, sql
-from tests.stack import procs
-from tests.stack.images import HELLO_IMAGE, VERSIONED_IMAGE
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from kubernetes_asyncio import client
 
+from devstack import hosts
+from devstack.images import HELLO_IMAGE
+from devstack.stack import Stack
 from tests.helpers import eventually, restate_cli
-from tests.stack import hosts
-from tests.stack.images import HELLO_IMAGE
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs
+from devstack.images import VERSIONED_IMAGE
+from devstack.operator import Operator
+from devstack.stack import Stack
 from tests.helpers import apply, condition, get, sql, step_durable
-from tests.stack import procs
-from tests.stack.images import VERSIONED_IMAGE
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs
+from devstack.operator import Operator
+from devstack.stack import Stack
 from services.builders.cluster.common import config_hash
 from tests.helpers import apply, condition, get, warning_events
-from tests.stack import procs
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from devstack.stack import Stack
 from tests.helpers import eventually
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.integration
 

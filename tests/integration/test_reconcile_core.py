@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs, tools
+from devstack.operator import OPERATOR_NAMESPACE, Operator
+from devstack.stack import Stack
 from tests.helpers import apply, condition, get, sql, step_durable, warning_events
-from tests.stack import procs, tools
-from tests.stack.operator import OPERATOR_NAMESPACE, Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.integration
 

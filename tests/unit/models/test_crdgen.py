@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack.tools import REPO
 from services.models import cloud, cluster, crdgen, deployment
-from tests.stack.tools import REPO
 
 GENERATED = crdgen.generate()
 

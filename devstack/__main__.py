@@ -1,8 +1,8 @@
 """`make dev` / `make dev-down`: the local stack as a background process a newcomer can play with.
 
-    python -m tests.stack up     # start (idempotent), wait until ready, print what to try
-    python -m tests.stack down   # stop everything `up` started; leaves no process behind
-    python -m tests.stack serve  # the foreground supervisor `up` runs in the background
+    python -m devstack up     # start (idempotent), wait until ready, print what to try
+    python -m devstack down   # stop everything `up` started; leaves no process behind
+    python -m devstack serve  # the foreground supervisor `up` runs in the background
 
 The stack is a control plane with the pod runner, and the operator is installed on it with
 `helm install charts/restate-operator` (bootstrap Restate included), exactly as a user would.
@@ -24,9 +24,9 @@ import threading
 import time
 from pathlib import Path
 
-from tests.stack import procs, tools
-from tests.stack.chart import NAMESPACE, RELEASE, ChartInstall
-from tests.stack.stack import Stack
+from devstack import procs, tools
+from devstack.chart import NAMESPACE, RELEASE, ChartInstall
+from devstack.stack import Stack
 
 # Overridable so tests can run a second stack without touching a developer's `make dev`.
 DEV = Path(os.environ.get("RESTATE_OPERATOR_DEV_DIR", tools.REPO / ".dev"))
@@ -87,7 +87,7 @@ def up() -> int:
         ENV_FILE.unlink(missing_ok=True)
         with LOG_FILE.open("ab") as log:
             supervisor = subprocess.Popen(
-                [sys.executable, "-m", "tests.stack", "serve"],
+                [sys.executable, "-m", "devstack", "serve"],
                 cwd=tools.REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
