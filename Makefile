@@ -26,7 +26,7 @@ lint: $(STAMP)
 
 ## unit: the fast tests only (no control plane, no restate-server)
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit devstack/tests/unit
 
 ## test: install everything, lint, then the whole suite (unit, integration, e2e)
 test: tools lint

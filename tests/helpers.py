@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
 
-from devstack import tools
 from devstack.stack import Stack
 
 T = TypeVar("T")
@@ -36,27 +34,6 @@ async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 30.0,
             if loop.time() > deadline:
                 raise AssertionError(f"not true within {within:.0f}s: {getattr(check, '__name__', check)}")
         await asyncio.sleep(interval)
-
-
-async def restate_cli(stack: Stack, *args: str) -> str:
-    """Run the real `restate` CLI against the stack's server; returns stdout, raises on failure."""
-    env = {
-        **os.environ,
-        "RESTATE_ADMIN_URL": stack.restate.admin_url,
-        "RESTATE_INGRESS_URL": stack.restate.ingress_url,
-        "CI": "true",
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(tools.restate_cli_bin()),
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"restate {' '.join(args)} failed ({process.returncode}): {stderr.decode()}")
-    return stdout.decode()
 
 
 Obj = dict[str, Any]

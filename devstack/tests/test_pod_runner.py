@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 
 import httpx
 import pytest
 from kubernetes_asyncio import client
 
-from devstack import hosts
+from devstack import hosts, tools
 from devstack.images import HELLO_IMAGE
 from devstack.stack import Stack
-from tests.helpers import eventually, restate_cli
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
+
+
+async def restate_cli(stack: Stack, *args: str) -> str:
+    """Run the real `restate` CLI against the stack's server; returns stdout, raises on failure."""
+    env = {
+        **os.environ,
+        "RESTATE_ADMIN_URL": stack.restate.admin_url,
+        "RESTATE_INGRESS_URL": stack.restate.ingress_url,
+        "CI": "true",
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(tools.restate_cli_bin()),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"restate {' '.join(args)} failed ({process.returncode}): {stderr.decode()}")
+    return stdout.decode()
 
 
 def hello_objects(namespace: str) -> tuple[dict[str, object], dict[str, object]]:
