@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from devstack import procs, tools
@@ -95,14 +94,13 @@ def up() -> int:
                 start_new_session=True,
             )
         PID_FILE.write_text(str(supervisor.pid))
-        deadline = time.monotonic() + 180
-        while not ENV_FILE.exists():
-            if supervisor.poll() is not None or time.monotonic() > deadline:
-                print(f"the stack did not come up; see {LOG_FILE}:\n", file=sys.stderr)
-                print("\n".join(LOG_FILE.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
-                down()
-                return 1
-            time.sleep(0.2)
+        watched = procs.Process("the stack's supervisor", supervisor, LOG_FILE)
+        try:
+            procs.wait_until("the stack to come up", ENV_FILE.exists, timeout=180, interval=0.2, process=watched)
+        except (RuntimeError, TimeoutError) as failure:
+            print(f"the stack did not come up ({LOG_FILE}): {failure}", file=sys.stderr)
+            down()
+            return 1
     print(f"""The local stack is up: the chart `{RELEASE}` is installed in namespace {NAMESPACE} (logs in {DEV}/stack).
 
 Try:

@@ -2,11 +2,15 @@
 
 Every process is started by us, logs to a file we own, and is stopped by the PID we recorded:
 never by name, so a developer's own servers on the same machine are left alone.
+
+Waiting is polling, and everything that waits (the stack, its tests, the product's tests, the
+benchmarks) polls with the helpers here: `wait_until` (and `wait_until_async` for async checks,
+on the same bookkeeping) until something happens, `holds_for` to show that something does not.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import os
 import signal
 import socket
@@ -15,9 +19,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -91,19 +98,103 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_until(what: str, check: Callable[[], bool], *, timeout: float, process: Process | None = None) -> None:
-    """Poll `check` until true; fail early, with its log, if `process` dies meanwhile."""
-    deadline = time.monotonic() + timeout
+class Watched(Protocol):
+    """Something a wait watches besides its condition: when it dies, waiting for it is pointless."""
+
+    name: str
+
+    def alive(self) -> bool: ...
+
+    def log_tail(self) -> str: ...
+
+
+class _Poll:
+    """The bookkeeping `wait_until` and `wait_until_async` share: one deadline, the watched process, the last error."""
+
+    def __init__(self, what: str, timeout: float, process: Watched | None) -> None:
+        self.what, self.timeout, self.process = what, timeout, process
+        self.deadline = time.monotonic() + timeout
+        self.error: Exception | None = None
+
+    def before_attempt(self) -> None:
+        if self.process is not None and not self.process.alive():
+            raise RuntimeError(f"{self.process.name} exited while waiting for {self.what}:\n{self.process.log_tail()}")
+
+    def after_attempt(self) -> None:
+        """Give up once the deadline has passed, naming the check's last error."""
+        if time.monotonic() > self.deadline:
+            last = f" (last error: {self.error!r})" if self.error else ""
+            tail = f"\n{self.process.log_tail()}" if self.process else ""
+            raise TimeoutError(
+                f"timed out after {self.timeout:.0f}s waiting for {self.what}{last}{tail}"
+            ) from self.error
+
+
+def wait_until(
+    what: str, check: Callable[[], T], *, timeout: float, interval: float = 0.1, process: Watched | None = None
+) -> T:
+    """Poll `check` until it returns something truthy, and return that.
+
+    An exception from `check` means "not yet" (the last one is chained to the TimeoutError).
+    Fails early, with its log, if `process` dies meanwhile.
+    """
+    poll = _Poll(what, timeout, process)
     while True:
-        if process is not None and not process.alive():
-            raise RuntimeError(f"{process.name} exited while waiting for {what}:\n{process.log_tail()}")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        if time.monotonic() > deadline:
-            tail = f"\n{process.log_tail()}" if process else ""
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{tail}")
-        time.sleep(0.1)
+        poll.before_attempt()
+        try:
+            result = check()
+        except Exception as exc:
+            poll.error = exc
+        else:
+            if result:
+                return result
+        poll.after_attempt()
+        time.sleep(interval)
+
+
+async def wait_until_async(
+    what: str,
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float,  # noqa: ASYNC109 - wait_until's signature; a deadline, not a cancellation of the check
+    interval: float = 0.1,
+    process: Watched | None = None,
+) -> T:
+    """`wait_until` for a check that must be awaited (async clients); the event loop runs meanwhile."""
+    poll = _Poll(what, timeout, process)
+    while True:
+        poll.before_attempt()
+        try:
+            result = await check()
+        except Exception as exc:
+            poll.error = exc
+        else:
+            if result:
+                return result
+        poll.after_attempt()
+        await asyncio.sleep(interval)
+
+
+def holds_for(what: str, check: Callable[[], object], *, seconds: float, interval: float = 0.2) -> None:
+    """Poll `check` for `seconds` and fail as soon as it is falsy or raises.
+
+    For what must NOT happen within a window (a retry, a retirement): the claim is checked
+    throughout the window, at its start and at its end, not only once after a sleep. Keep `check`
+    to observing: anything it does (an invocation, a write) happens again at every poll.
+    """
+    start = time.monotonic()
+    end = start + seconds
+    while True:
+        try:
+            held = check()
+        except Exception as exc:
+            raise AssertionError(f"{what}: broken after {time.monotonic() - start:.1f}s of {seconds:g}s") from exc
+        if not held:
+            raise AssertionError(f"{what}: broken after {time.monotonic() - start:.1f}s of {seconds:g}s")
+        now = time.monotonic()
+        if now >= end:
+            return
+        time.sleep(min(interval, end - now))
 
 
 def http_ok(url: str, *, ca_file: Path | None = None) -> bool:

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
+from devstack import procs
 from devstack.stack import Stack
-
-T = TypeVar("T")
-
-
-async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 30.0, interval: float = 0.2) -> T:
-    """Await `check()` until it returns a truthy value, and return that value.
-
-    Exceptions from `check` count as "not yet" until the deadline, then the last one is raised.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        try:
-            result = await check()
-        except Exception:
-            if loop.time() > deadline:
-                raise
-        else:
-            if result:
-                return result
-            if loop.time() > deadline:
-                raise AssertionError(f"not true within {within:.0f}s: {getattr(check, '__name__', check)}")
-        await asyncio.sleep(interval)
-
 
 Obj = dict[str, Any]
 
@@ -61,19 +35,19 @@ def condition(obj: Obj | None, type_: str) -> Obj:
 
 def sql(stack: Stack, query: str) -> list[Obj]:
     """Rows of a SQL query, retrying for a moment after a restart of restate-server."""
-    for _ in range(50):
+
+    def answered() -> httpx.Response:
         response = httpx.post(
             f"{stack.restate.admin_url}/query",
             json={"query": query},
             headers={"accept": "application/json"},
             timeout=30,
         )
-        if response.status_code == 200:
-            rows: list[Obj] = response.json()["rows"]
-            return rows
-        time.sleep(0.2)
-    response.raise_for_status()
-    return []
+        return response.raise_for_status()
+
+    response = procs.wait_until(f"restate to answer {query!r}", answered, timeout=10, interval=0.2)
+    rows: list[Obj] = response.json()["rows"]
+    return rows
 
 
 def step_durable(rows: list[Obj], step_prefix: str) -> bool:

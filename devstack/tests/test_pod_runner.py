@@ -10,10 +10,9 @@ import httpx
 import pytest
 from kubernetes_asyncio import client
 
-from devstack import hosts, tools
+from devstack import hosts, procs, tools
 from devstack.images import HELLO_IMAGE
 from devstack.stack import Stack
-from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +78,7 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
     async def resolvable() -> bool:
         return host in hosts.entries(stack.hosts_file)
 
-    await eventually(resolvable, within=60)
+    await procs.wait_until_async(f"{host} in the hosts file", resolvable, timeout=60)
     uri = f"http://{host}:9080"
 
     async with httpx.AsyncClient(timeout=30) as http:
@@ -90,7 +89,7 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
             deployment_id: str = response.json()["id"]
             return deployment_id
 
-        deployment_id = await eventually(registered, within=30, interval=0.5)
+        deployment_id = await procs.wait_until_async("registered with Restate", registered, timeout=30, interval=0.5)
         try:
             greeting = await http.post(f"{stack.restate.ingress_url}/Greeter/greet", json="kube")
             assert greeting.status_code == 200, greeting.text
@@ -110,6 +109,6 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
     async def unresolvable() -> bool:
         return host not in hosts.entries(stack.hosts_file)
 
-    await eventually(unresolvable, within=60)
+    await procs.wait_until_async(f"{host} gone from the hosts file", unresolvable, timeout=60)
     state = json.loads((stack.work / "pod-runner" / "state.json").read_text())
     assert [p for p in state if p["namespace"] == namespace] == []
