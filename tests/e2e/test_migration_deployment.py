@@ -402,11 +402,16 @@ def test_taking_over_mid_drain_restarts_nothing_and_finishes_the_drains(operator
         assert condition(obj, "Ready")["status"] == "True", condition(obj, "Ready")
         assert obj["status"]["labelSelector"] == f"app={name},pod-template-hash={current[name].rsplit('-', 1)[1]}"
 
+    def hello_old_stays() -> bool:
+        phase = versions(stack, "hello", namespace)[old["hello"]]["phase"]
+        assert phase == "Draining", "upstream's removal time counts"
+        assert registered(stack, old["hello"])
+        return True
+
     # Our own drain delay passes; upstream's removal time for hello's idle old version has not yet.
-    time.sleep(max(0.0, seen + DRAIN_DELAY + 3 - time.time()))
+    window = max(0.0, seen + DRAIN_DELAY + 3 - time.time())
+    procs.holds_for("hello's old version stays until upstream's removal time", hello_old_stays, seconds=window)
     assert time.time() < remove_at - 1, "the stack was too slow for this check"
-    assert versions(stack, "hello", namespace)[old["hello"]]["phase"] == "Draining", "upstream's removal time counts"
-    assert registered(stack, old["hello"])
 
     def unchanged(which: list[str]) -> None:
         now = replica_sets(stack, namespace)

@@ -8,7 +8,6 @@ RestateDeployment (and with it every registration) before the next starts.
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -267,10 +266,18 @@ def test_e_breaking_change_is_degraded_with_restates_message_and_no_retry_storm(
     assert "changing the service type" in rejected["message"]
     key = f"{ns}/{NAME}"
     count = f"SELECT count(*) AS n FROM sys_invocation_status WHERE target_service_key = '{key}'"
-    time.sleep(2)
-    settled = sql(stack, count)[0]["n"]
-    time.sleep(5)
-    assert sql(stack, count)[0]["n"] == settled, "a rejected registration is not retried by itself"
+
+    def nothing_running() -> list[Obj] | None:
+        """Every reconcile of it finished (a wake-up may stay scheduled: it is counted already)."""
+        rows = sql(stack, f"SELECT status FROM sys_invocation_status WHERE target_service_key = '{key}'")
+        return rows if all(r["status"] in ("completed", "scheduled") for r in rows) else None
+
+    settled = len(procs.wait_until("the rejecting reconcile finished", nothing_running, timeout=30))
+    procs.holds_for(
+        "a rejected registration is not retried by itself",
+        lambda: sql(stack, count)[0]["n"] == settled,
+        seconds=5,
+    )
     assert whoami(stack) == "v1", "the old version keeps serving"
     assert phases(stack, ns)[v1] == "Latest"
 
@@ -442,17 +449,24 @@ def test_a_superseded_version_stays_while_it_is_the_latest_for_a_service(operato
     assert v2 != v1
     assert whoami(stack) == "v2"
 
-    time.sleep(6)  # drainDelaySeconds is 1: a retired v1 would be gone by now
+    procs.wait_until("v1 Draining", lambda: phases(stack, ns).get(v1) == "Draining", timeout=30)
+
+    def v1_stays() -> bool:
+        """Observed only: invoking VersionedSide meanwhile would keep v1 busy, hiding a retirement."""
+        assert phases(stack, ns).get(v1) == "Draining"
+        assert any(v1 in uri for uri in registered_uris(stack)), "v1 is not deregistered"
+        rs_v1 = get(stack, "rs", v1, ns)
+        assert rs_v1 is not None
+        assert rs_v1["spec"]["replicas"] == 1, "it keeps its pods while it serves"
+        return True
+
+    # drainDelaySeconds is 1: a retired v1 would be gone well within the window.
+    procs.holds_for("v1 stays registered, Draining and scaled up", v1_stays, seconds=6)
     response = side_whoami(stack)
     assert response.status_code == 200, response.text
     assert response.json() == "v1-side"
-    assert any(v1 in uri for uri in registered_uris(stack))
-    assert phases(stack, ns)[v1] == "Draining"
     message = condition(get(stack, "rsd", NAME, ns), "Ready")["message"]
     assert f"{v1} stays: it is still the latest deployment of VersionedSide" in message
-    rs_v1 = get(stack, "rs", v1, ns)
-    assert rs_v1 is not None
-    assert rs_v1["spec"]["replicas"] == 1, "it keeps its pods while it serves"
 
 
 def test_knative_mode_is_degraded_and_creates_nothing(operator: Operator, ns: str) -> None:
