@@ -184,7 +184,7 @@ def test_restate_cluster_comes_up_under_the_chart_rbac(release: ChartInstall) ->
     stack.control_plane.kubectl("delete", "rsc", name, "--wait=false")
 
 
-def test_a_verb_taken_from_the_cluster_role_is_a_clear_forbidden_and_recovers(release: ChartInstall) -> None:
+def test_verb_taken_from_the_cluster_role_is_a_clear_forbidden_and_recovers(release: ChartInstall) -> None:
     stack, namespace = release.stack, f"rbac-{uuid.uuid4().hex[:6]}"
     cp = stack.control_plane
     role = json.loads(cp.kubectl("get", "clusterrole", RELEASE, "-o", "json"))

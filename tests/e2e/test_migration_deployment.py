@@ -11,7 +11,8 @@ hello), deregister the old versions, and delete the resources when asked.
 
 Adapted to the test stack: a namespace of its own, the stack's admin URL, drainDelaySeconds 2.
 The names are computed from the templates as the API server stores them (with the fixture's
-templates they are the fixture's names; `test_a_...` checks that the CRD stores them as written).
+templates they are the fixture's names; `test_pod_template_is_stored_as_upstream_hashed_it` checks
+that the CRD stores them as written).
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def replica_sets(stack: Stack, namespace: str) -> dict[str, Obj]:
     return {rs["metadata"]["name"]: rs for rs in listed}
 
 
-def test_a_pod_template_is_stored_as_upstream_hashed_it(operator: Operator) -> None:
+def test_pod_template_is_stored_as_upstream_hashed_it(operator: Operator) -> None:
     """Upstream hashed the template as written (its CRD adds no defaults). If our CRD defaulted fields
     in it (a port's protocol, ...), every taken-over version would get a new name: a new ReplicaSet
     and a restart of every pod. The names must then be the fixture's."""

@@ -1,8 +1,10 @@
 """RestateDeployment end to end: real SDK services (examples/versioned) behind kwok pods, registered
 with the real restate-server, driven by the operator's real processes.
 
-The Restate service name `Versioned` is shared by every test here, so each test removes its
-RestateDeployment (and with it every registration) before the next starts.
+The Restate service name `Versioned` is shared by every test here, so the tests run one after
+another in file order (pytest's default; the tier sort in devstack/pytest_plugin.py is stable and
+keeps it) and each removes its RestateDeployment (and with it every registration) before the next
+starts. None relies on what an earlier one left behind; never run them in parallel or shuffled.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def ns(operator: Operator) -> Iterator[str]:
     stack.control_plane.kubectl("delete", "namespace", name, "--wait=false")
 
 
-def test_a_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
+def test_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     obj = wait_ready(stack, ns)
@@ -163,7 +165,7 @@ def test_a_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
 AUTOSCALING = {"maxReplicas": 4, "minReplicas": 0}
 
 
-def test_b_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) -> None:
+def test_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack, autoscaling=AUTOSCALING))
     v1 = latest_name(wait_ready(stack, ns))
@@ -209,7 +211,7 @@ def test_b_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) 
     assert rs_v1["spec"]["replicas"] == 0
 
 
-def test_c_rollback_repromotes_v1_in_restate(operator: Operator, ns: str) -> None:
+def test_rollback_repromotes_v1_in_restate(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
@@ -222,7 +224,7 @@ def test_c_rollback_repromotes_v1_in_restate(operator: Operator, ns: str) -> Non
     assert whoami(stack) == "v1", "Ready means Restate routes new invocations to the desired version"
 
 
-def test_d_deletion_waits_for_active_invocations_and_says_why(operator: Operator, ns: str) -> None:
+def test_deletion_waits_for_active_invocations_and_says_why(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
@@ -250,7 +252,7 @@ def test_d_deletion_waits_for_active_invocations_and_says_why(operator: Operator
     assert not any(v1 in uri for uri in registered_uris(stack))
 
 
-def test_e_breaking_change_is_degraded_with_restates_message_and_no_retry_storm(operator: Operator, ns: str) -> None:
+def test_breaking_change_is_degraded_with_restates_message_and_no_retry_storm(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
@@ -282,7 +284,7 @@ def test_e_breaking_change_is_degraded_with_restates_message_and_no_retry_storm(
     assert phases(stack, ns)[v1] == "Latest"
 
 
-def test_f_services_killed_between_replicaset_and_registration_registers_once(operator: Operator, ns: str) -> None:
+def test_services_killed_between_replicaset_and_registration_registers_once(operator: Operator, ns: str) -> None:
     stack = operator.stack
     assert operator.services
     operator.services.stop()
@@ -340,7 +342,7 @@ def registrations(operator: Operator) -> float:
     return samples.get('restate_operator_admin_calls_total{operation="register",outcome="ok"}', 0.0)
 
 
-def test_g_held_registration_waits_for_promote(operator: Operator, ns: str) -> None:
+def test_held_registration_waits_for_promote(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack, registrationPolicy="Held"))
 
@@ -437,7 +439,7 @@ def side_whoami(stack: Stack) -> httpx.Response:
     return httpx.post(f"{stack.restate.ingress_url}/VersionedSide/whoami", json=None, timeout=60)
 
 
-def test_a_superseded_version_stays_while_it_is_the_latest_for_a_service(operator: Operator, ns: str) -> None:
+def test_superseded_version_stays_while_it_is_the_latest_for_a_service(operator: Operator, ns: str) -> None:
     """v1 serves Versioned and VersionedSide, v2 only Versioned: deregistering v1 once it drained
     would remove VersionedSide from Restate."""
     stack = operator.stack
@@ -489,7 +491,7 @@ def test_knative_mode_is_degraded_and_creates_nothing(operator: Operator, ns: st
     assert not any(f".{ns}.svc." in uri for uri in registered_uris(stack))
 
 
-def test_a_users_service_named_like_the_resource_is_left_alone(operator: Operator, ns: str) -> None:
+def test_users_service_named_like_the_resource_is_left_alone(operator: Operator, ns: str) -> None:
     stack = operator.stack
     users = {
         "apiVersion": "v1",

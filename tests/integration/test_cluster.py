@@ -357,7 +357,7 @@ def test_scale_down_waits_for_an_explicit_go_ahead_which_rolls_no_node(
     assert "restate.dev/allow-scale-down" not in (after["metadata"].get("annotations") or {})
 
 
-def test_a_size_the_apiserver_rewrites_keeps_the_statefulset(
+def test_storage_size_rewritten_by_the_apiserver_keeps_the_statefulset(
     operator: Operator, cluster_name: str, storage_class: str
 ) -> None:
     """3000000000 is stored as 3G: compared as strings, every pass orphaned and re-created the StatefulSet."""
