@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 
 ## tools: restate-server + CLI (npm, pinned) and the Kubernetes control plane (Go, cached by version)
 tools: $(STAMP)
-	$(PY) -m tests.stack.tools
+	$(PY) -m devstack.tools
 
-## lint: ruff, mypy (strict on services/ and watcher/) and the import contracts (pyproject.toml)
+## lint: ruff, mypy (strict on services/, watcher/ and devstack/) and the import contracts (pyproject.toml)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -27,7 +27,7 @@ lint: $(STAMP)
 
 ## unit: the fast tests only (no control plane, no restate-server)
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit devstack/tests/unit
 
 ## test: install everything, lint, then the whole suite (unit, integration, e2e)
 test: tools lint
@@ -43,11 +43,11 @@ chart-rbac: $(STAMP)
 
 ## dev: the local stack in the background (control plane, restate-server, pod runner, example)
 dev: tools
-	$(PY) -m tests.stack up
+	$(PY) -m devstack up
 
 ## dev-down: stop everything `make dev` started
 dev-down: $(STAMP)
-	$(PY) -m tests.stack down
+	$(PY) -m devstack down
 
 clean: dev-down
 	rm -rf $(VENV) .tools .dev .mypy_cache .ruff_cache .pytest_cache

@@ -2,62 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-from tests.stack import tools
-from tests.stack.stack import Stack
-
-T = TypeVar("T")
-
-
-async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 30.0, interval: float = 0.2) -> T:
-    """Await `check()` until it returns a truthy value, and return that value.
-
-    Exceptions from `check` count as "not yet" until the deadline, then the last one is raised.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        try:
-            result = await check()
-        except Exception:
-            if loop.time() > deadline:
-                raise
-        else:
-            if result:
-                return result
-            if loop.time() > deadline:
-                raise AssertionError(f"not true within {within:.0f}s: {getattr(check, '__name__', check)}")
-        await asyncio.sleep(interval)
-
-
-async def restate_cli(stack: Stack, *args: str) -> str:
-    """Run the real `restate` CLI against the stack's server; returns stdout, raises on failure."""
-    env = {
-        **os.environ,
-        "RESTATE_ADMIN_URL": stack.restate.admin_url,
-        "RESTATE_INGRESS_URL": stack.restate.ingress_url,
-        "CI": "true",
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(tools.restate_cli_bin()),
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"restate {' '.join(args)} failed ({process.returncode}): {stderr.decode()}")
-    return stdout.decode()
-
+from devstack import procs
+from devstack.stack import Stack
 
 Obj = dict[str, Any]
 
@@ -84,19 +35,19 @@ def condition(obj: Obj | None, type_: str) -> Obj:
 
 def sql(stack: Stack, query: str) -> list[Obj]:
     """Rows of a SQL query, retrying for a moment after a restart of restate-server."""
-    for _ in range(50):
+
+    def answered() -> httpx.Response:
         response = httpx.post(
             f"{stack.restate.admin_url}/query",
             json={"query": query},
             headers={"accept": "application/json"},
             timeout=30,
         )
-        if response.status_code == 200:
-            rows: list[Obj] = response.json()["rows"]
-            return rows
-        time.sleep(0.2)
-    response.raise_for_status()
-    return []
+        return response.raise_for_status()
+
+    response = procs.wait_until(f"restate to answer {query!r}", answered, timeout=10, interval=0.2)
+    rows: list[Obj] = response.json()["rows"]
+    return rows
 
 
 def step_durable(rows: list[Obj], step_prefix: str) -> bool:

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.stack.control_plane import ADMIN_TOKEN
-from tests.stack.stack import Stack
+from devstack.control_plane import ADMIN_TOKEN
+from devstack.stack import Stack
 
 Obj = dict[str, Any]
 FIXTURES = Path(__file__).parent / "fixtures" / "upstream"

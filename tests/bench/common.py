@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
+from devstack.operator import Operator
+from devstack.stack import Stack
 
 
 @contextmanager

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from devstack import chart
+from devstack.stack import Stack
 from tests.bench.common import report
-from tests.stack import chart
-from tests.stack.stack import Stack
 
 
 def one_install() -> tuple[float, float]:

@@ -13,8 +13,10 @@ import argparse
 import json
 import time
 
+from devstack import procs
+from devstack.operator import OPERATOR_NAMESPACE
+from devstack.stack import Stack
 from tests.bench.common import ready_generation, report, running_operator
-from tests.stack.operator import OPERATOR_NAMESPACE
 
 ENVIRONMENT = {
     "apiVersion": "restate.dev/v1beta1",
@@ -29,21 +31,28 @@ ENVIRONMENT = {
 }
 
 
+def wait_reconciled(stack: Stack, generation: int) -> None:
+    procs.wait_until(
+        f"generation {generation} Ready",
+        lambda: ready_generation(stack, "rce", "bench") == generation,
+        timeout=120,
+        interval=0.01,
+    )
+
+
 def main(rounds: int) -> None:
     with running_operator() as stack:
         cp = stack.control_plane
         cp.kubectl("create", "secret", "generic", "bench-token", "-n", OPERATOR_NAMESPACE, "--from-literal=token=x")
         cp.kubectl("apply", "-f", "-", input=json.dumps(ENVIRONMENT))
-        while ready_generation(stack, "rce", "bench") != 1:
-            time.sleep(0.05)
+        wait_reconciled(stack, 1)
         latencies = []
         for i in range(1, rounds + 1):
             started = time.monotonic()
             patch = json.dumps({"spec": {"region": f"r{i}"}})
             out = cp.kubectl("patch", "rce", "bench", "--type=merge", "-o", "json", "-p", patch)
             generation = json.loads(out)["metadata"]["generation"]
-            while ready_generation(stack, "rce", "bench") != generation:
-                time.sleep(0.01)
+            wait_reconciled(stack, generation)
             latencies.append(time.monotonic() - started)
     report(f"apply->reconciled ({rounds} spec edits)", latencies)
 

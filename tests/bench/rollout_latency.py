@@ -15,9 +15,10 @@ import json
 import time
 from typing import Any
 
+from devstack import procs
+from devstack.images import VERSIONED_IMAGE
+from devstack.stack import Stack
 from tests.bench.common import ready_generation, report, running_operator
-from tests.stack.images import VERSIONED_IMAGE
-from tests.stack.stack import Stack
 
 
 def resource(name: str, namespace: str, tag: str, admin_url: str) -> dict[str, Any]:
@@ -42,8 +43,12 @@ def timed_apply(stack: Stack, obj: dict[str, Any]) -> float:
     out = stack.control_plane.kubectl("apply", "-o", "json", "-f", "-", input=json.dumps(obj))
     generation = json.loads(out)["metadata"]["generation"]
     name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-    while ready_generation(stack, "rsd", name, namespace) != generation:
-        time.sleep(0.02)
+    procs.wait_until(
+        f"{name} generation {generation} Ready",
+        lambda: ready_generation(stack, "rsd", name, namespace) == generation,
+        timeout=120,
+        interval=0.02,
+    )
     return time.monotonic() - started
 
 

@@ -23,8 +23,8 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tests.stack import tools
-from tests.stack.stack import Stack
+from devstack import tools
+from devstack.stack import Stack
 
 Obj = dict[str, Any]
 

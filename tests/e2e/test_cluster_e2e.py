@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devstack import hosts, procs
+from devstack.operator import Operator
 from tests.e2e.test_rollout import NAME, rsd, wait_ready
 from tests.helpers import apply, condition, get
 from tests.integration.test_cluster import cluster, storage_class, wait_for
-from tests.stack import hosts, procs
-from tests.stack.operator import Operator
 
 pytestmark = pytest.mark.e2e
 __all__ = ["storage_class"]  # the fixture, shared with the integration tests

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs
+from devstack.chart import NAMESPACE, RELEASE, ChartInstall
+from devstack.images import VERSIONED_IMAGE
+from devstack.stack import Stack
 from tests.helpers import apply, condition, get
 from tests.integration.test_cluster import cluster, create_storage_class, wait_for
-from tests.stack import procs
-from tests.stack.chart import NAMESPACE, RELEASE, ChartInstall
-from tests.stack.images import VERSIONED_IMAGE
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -184,7 +184,7 @@ def test_restate_cluster_comes_up_under_the_chart_rbac(release: ChartInstall) ->
     stack.control_plane.kubectl("delete", "rsc", name, "--wait=false")
 
 
-def test_a_verb_taken_from_the_cluster_role_is_a_clear_forbidden_and_recovers(release: ChartInstall) -> None:
+def test_verb_taken_from_the_cluster_role_is_a_clear_forbidden_and_recovers(release: ChartInstall) -> None:
     stack, namespace = release.stack, f"rbac-{uuid.uuid4().hex[:6]}"
     cp = stack.control_plane
     role = json.loads(cp.kubectl("get", "clusterrole", RELEASE, "-o", "json"))

@@ -11,7 +11,8 @@ hello), deregister the old versions, and delete the resources when asked.
 
 Adapted to the test stack: a namespace of its own, the stack's admin URL, drainDelaySeconds 2.
 The names are computed from the templates as the API server stores them (with the fixture's
-templates they are the fixture's names; `test_a_...` checks that the CRD stores them as written).
+templates they are the fixture's names; `test_pod_template_is_stored_as_upstream_hashed_it` checks
+that the CRD stores them as written).
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs
+from devstack.images import HELLO_IMAGE, VERSIONED_IMAGE
+from devstack.operator import Operator
+from devstack.stack import Stack
 from services.builders import deployment as build
 from tests.helpers import condition, get, sql
-from tests.stack import procs
-from tests.stack.images import HELLO_IMAGE, VERSIONED_IMAGE
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -201,7 +202,7 @@ def replica_sets(stack: Stack, namespace: str) -> dict[str, Obj]:
     return {rs["metadata"]["name"]: rs for rs in listed}
 
 
-def test_a_pod_template_is_stored_as_upstream_hashed_it(operator: Operator) -> None:
+def test_pod_template_is_stored_as_upstream_hashed_it(operator: Operator) -> None:
     """Upstream hashed the template as written (its CRD adds no defaults). If our CRD defaulted fields
     in it (a port's protocol, ...), every taken-over version would get a new name: a new ReplicaSet
     and a restart of every pod. The names must then be the fixture's."""
@@ -402,11 +403,16 @@ def test_taking_over_mid_drain_restarts_nothing_and_finishes_the_drains(operator
         assert condition(obj, "Ready")["status"] == "True", condition(obj, "Ready")
         assert obj["status"]["labelSelector"] == f"app={name},pod-template-hash={current[name].rsplit('-', 1)[1]}"
 
+    def hello_old_stays() -> bool:
+        phase = versions(stack, "hello", namespace)[old["hello"]]["phase"]
+        assert phase == "Draining", "upstream's removal time counts"
+        assert registered(stack, old["hello"])
+        return True
+
     # Our own drain delay passes; upstream's removal time for hello's idle old version has not yet.
-    time.sleep(max(0.0, seen + DRAIN_DELAY + 3 - time.time()))
+    window = max(0.0, seen + DRAIN_DELAY + 3 - time.time())
+    procs.holds_for("hello's old version stays until upstream's removal time", hello_old_stays, seconds=window)
     assert time.time() < remove_at - 1, "the stack was too slow for this check"
-    assert versions(stack, "hello", namespace)[old["hello"]]["phase"] == "Draining", "upstream's removal time counts"
-    assert registered(stack, old["hello"])
 
     def unchanged(which: list[str]) -> None:
         now = replica_sets(stack, namespace)

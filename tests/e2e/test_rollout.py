@@ -1,14 +1,15 @@
 """RestateDeployment end to end: real SDK services (examples/versioned) behind kwok pods, registered
 with the real restate-server, driven by the operator's real processes.
 
-The Restate service name `Versioned` is shared by every test here, so each test removes its
-RestateDeployment (and with it every registration) before the next starts.
+The Restate service name `Versioned` is shared by every test here, so the tests run one after
+another in file order (pytest's default; the tier sort in devstack/pytest_plugin.py is stable and
+keeps it) and each removes its RestateDeployment (and with it every registration) before the next
+starts. None relies on what an earlier one left behind; never run them in parallel or shuffled.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -17,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs
+from devstack.images import VERSIONED_IMAGE
+from devstack.operator import Operator
+from devstack.stack import Stack
 from tests.helpers import apply, condition, get, sql, step_durable
-from tests.stack import procs
-from tests.stack.images import VERSIONED_IMAGE
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -130,7 +131,7 @@ def ns(operator: Operator) -> Iterator[str]:
     stack.control_plane.kubectl("delete", "namespace", name, "--wait=false")
 
 
-def test_a_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
+def test_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     obj = wait_ready(stack, ns)
@@ -164,7 +165,7 @@ def test_a_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
 AUTOSCALING = {"maxReplicas": 4, "minReplicas": 0}
 
 
-def test_b_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) -> None:
+def test_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack, autoscaling=AUTOSCALING))
     v1 = latest_name(wait_ready(stack, ns))
@@ -210,7 +211,7 @@ def test_b_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) 
     assert rs_v1["spec"]["replicas"] == 0
 
 
-def test_c_rollback_repromotes_v1_in_restate(operator: Operator, ns: str) -> None:
+def test_rollback_repromotes_v1_in_restate(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
@@ -223,7 +224,7 @@ def test_c_rollback_repromotes_v1_in_restate(operator: Operator, ns: str) -> Non
     assert whoami(stack) == "v1", "Ready means Restate routes new invocations to the desired version"
 
 
-def test_d_deletion_waits_for_active_invocations_and_says_why(operator: Operator, ns: str) -> None:
+def test_deletion_waits_for_active_invocations_and_says_why(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
@@ -251,7 +252,7 @@ def test_d_deletion_waits_for_active_invocations_and_says_why(operator: Operator
     assert not any(v1 in uri for uri in registered_uris(stack))
 
 
-def test_e_breaking_change_is_degraded_with_restates_message_and_no_retry_storm(operator: Operator, ns: str) -> None:
+def test_breaking_change_is_degraded_with_restates_message_and_no_retry_storm(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
@@ -267,15 +268,23 @@ def test_e_breaking_change_is_degraded_with_restates_message_and_no_retry_storm(
     assert "changing the service type" in rejected["message"]
     key = f"{ns}/{NAME}"
     count = f"SELECT count(*) AS n FROM sys_invocation_status WHERE target_service_key = '{key}'"
-    time.sleep(2)
-    settled = sql(stack, count)[0]["n"]
-    time.sleep(5)
-    assert sql(stack, count)[0]["n"] == settled, "a rejected registration is not retried by itself"
+
+    def nothing_running() -> list[Obj] | None:
+        """Every reconcile of it finished (a wake-up may stay scheduled: it is counted already)."""
+        rows = sql(stack, f"SELECT status FROM sys_invocation_status WHERE target_service_key = '{key}'")
+        return rows if all(r["status"] in ("completed", "scheduled") for r in rows) else None
+
+    settled = len(procs.wait_until("the rejecting reconcile finished", nothing_running, timeout=30))
+    procs.holds_for(
+        "a rejected registration is not retried by itself",
+        lambda: sql(stack, count)[0]["n"] == settled,
+        seconds=5,
+    )
     assert whoami(stack) == "v1", "the old version keeps serving"
     assert phases(stack, ns)[v1] == "Latest"
 
 
-def test_f_services_killed_between_replicaset_and_registration_registers_once(operator: Operator, ns: str) -> None:
+def test_services_killed_between_replicaset_and_registration_registers_once(operator: Operator, ns: str) -> None:
     stack = operator.stack
     assert operator.services
     operator.services.stop()
@@ -333,7 +342,7 @@ def registrations(operator: Operator) -> float:
     return samples.get('restate_operator_admin_calls_total{operation="register",outcome="ok"}', 0.0)
 
 
-def test_g_held_registration_waits_for_promote(operator: Operator, ns: str) -> None:
+def test_held_registration_waits_for_promote(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack, registrationPolicy="Held"))
 
@@ -430,7 +439,7 @@ def side_whoami(stack: Stack) -> httpx.Response:
     return httpx.post(f"{stack.restate.ingress_url}/VersionedSide/whoami", json=None, timeout=60)
 
 
-def test_a_superseded_version_stays_while_it_is_the_latest_for_a_service(operator: Operator, ns: str) -> None:
+def test_superseded_version_stays_while_it_is_the_latest_for_a_service(operator: Operator, ns: str) -> None:
     """v1 serves Versioned and VersionedSide, v2 only Versioned: deregistering v1 once it drained
     would remove VersionedSide from Restate."""
     stack = operator.stack
@@ -442,17 +451,24 @@ def test_a_superseded_version_stays_while_it_is_the_latest_for_a_service(operato
     assert v2 != v1
     assert whoami(stack) == "v2"
 
-    time.sleep(6)  # drainDelaySeconds is 1: a retired v1 would be gone by now
+    procs.wait_until("v1 Draining", lambda: phases(stack, ns).get(v1) == "Draining", timeout=30)
+
+    def v1_stays() -> bool:
+        """Observed only: invoking VersionedSide meanwhile would keep v1 busy, hiding a retirement."""
+        assert phases(stack, ns).get(v1) == "Draining"
+        assert any(v1 in uri for uri in registered_uris(stack)), "v1 is not deregistered"
+        rs_v1 = get(stack, "rs", v1, ns)
+        assert rs_v1 is not None
+        assert rs_v1["spec"]["replicas"] == 1, "it keeps its pods while it serves"
+        return True
+
+    # drainDelaySeconds is 1: a retired v1 would be gone well within the window.
+    procs.holds_for("v1 stays registered, Draining and scaled up", v1_stays, seconds=6)
     response = side_whoami(stack)
     assert response.status_code == 200, response.text
     assert response.json() == "v1-side"
-    assert any(v1 in uri for uri in registered_uris(stack))
-    assert phases(stack, ns)[v1] == "Draining"
     message = condition(get(stack, "rsd", NAME, ns), "Ready")["message"]
     assert f"{v1} stays: it is still the latest deployment of VersionedSide" in message
-    rs_v1 = get(stack, "rs", v1, ns)
-    assert rs_v1 is not None
-    assert rs_v1["spec"]["replicas"] == 1, "it keeps its pods while it serves"
 
 
 def test_knative_mode_is_degraded_and_creates_nothing(operator: Operator, ns: str) -> None:
@@ -475,7 +491,7 @@ def test_knative_mode_is_degraded_and_creates_nothing(operator: Operator, ns: st
     assert not any(f".{ns}.svc." in uri for uri in registered_uris(stack))
 
 
-def test_a_users_service_named_like_the_resource_is_left_alone(operator: Operator, ns: str) -> None:
+def test_users_service_named_like_the_resource_is_left_alone(operator: Operator, ns: str) -> None:
     stack = operator.stack
     users = {
         "apiVersion": "v1",

@@ -10,9 +10,9 @@ without a registry); `run_operator_container` removes what it starts, and
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.docker_client import DockerClient
 from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
+
+from devstack import procs
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "tools" / "image" / "build.sh"
@@ -113,6 +115,21 @@ def logs(container: DockerContainer) -> str:
     return (stdout + stderr).decode(errors="replace")
 
 
+@dataclass
+class _Running:
+    """A started container, watched by `procs.wait_until` as it watches a process."""
+
+    container: DockerContainer
+    name: str = "the container"
+
+    def alive(self) -> bool:
+        self.container.reload()
+        return self.container.status in ("created", "running")
+
+    def log_tail(self) -> str:
+        return logs(self.container)
+
+
 def wait_for_http(
     container: DockerContainer,
     url: str,
@@ -121,17 +138,13 @@ def wait_for_http(
     timeout: float = 60.0,
 ) -> httpx.Response:
     """GET `url` until it answers at all (any status); fail early, with the logs, if the container exits."""
-    deadline = time.monotonic() + timeout
-    while True:
-        container.reload()
-        if container.status not in ("created", "running"):
-            raise RuntimeError(f"container exited ({container.status}) before {url} answered:\n{logs(container)}")
-        try:
-            return httpx.get(url, headers=headers, timeout=2.0)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer within {timeout:.0f}s:\n{logs(container)}") from None
-            time.sleep(0.2)
+    return procs.wait_until(
+        f"{url} to answer",
+        lambda: httpx.get(url, headers=headers, timeout=2.0),
+        timeout=timeout,
+        interval=0.2,
+        process=_Running(container),
+    )
 
 
 def exec_in(container: DockerContainer, *command: str, user: str | None = None) -> tuple[int, str]:

@@ -21,8 +21,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from testcontainers.core.container import DockerContainer
 
+from devstack import procs
 from tests.image import containers
-from tests.stack import procs
 
 # The first test pays for a cold build (Docker install, debootstrap of the base, pip install):
 # about 5 minutes on 2 cores, more than the suite's default per-test timeout.

@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack import procs
+from devstack.chart import NAMESPACE, RELEASE, ChartInstall
+from devstack.images import VERSIONED_IMAGE
+from devstack.stack import Stack
 from tests.helpers import apply, condition, get
 from tests.image import containers
-from tests.stack import procs
-from tests.stack.chart import NAMESPACE, RELEASE, ChartInstall
-from tests.stack.images import VERSIONED_IMAGE
-from tests.stack.stack import Stack
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
 

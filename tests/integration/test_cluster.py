@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs
+from devstack.operator import Operator
+from devstack.stack import Stack
 from services.builders.cluster.common import config_hash
 from tests.helpers import apply, condition, get, warning_events
-from tests.stack import procs
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -357,7 +357,7 @@ def test_scale_down_waits_for_an_explicit_go_ahead_which_rolls_no_node(
     assert "restate.dev/allow-scale-down" not in (after["metadata"].get("annotations") or {})
 
 
-def test_a_size_the_apiserver_rewrites_keeps_the_statefulset(
+def test_storage_size_rewritten_by_the_apiserver_keeps_the_statefulset(
     operator: Operator, cluster_name: str, storage_class: str
 ) -> None:
     """3000000000 is stored as 3G: compared as strings, every pass orphaned and re-created the StatefulSet."""

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from devstack import procs
+from devstack.operator import Operator
+from devstack.stack import Stack
 from tests.helpers import apply, condition, get
 from tests.integration.test_cluster import cluster, storage_class, wait_for
-from tests.stack import procs
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.integration
 __all__ = ["storage_class"]

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.stack import procs
-from tests.stack.control_plane import ControlPlane
-from tests.stack.stack import Stack
-from tests.stack.tools import REPO
+from devstack import procs
+from devstack.control_plane import ControlPlane
+from devstack.stack import Stack
+from devstack.tools import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -425,10 +425,10 @@ def test_wide_output_shows_the_upstream_columns(kube: ControlPlane, ns: str) -> 
 
 
 def test_kube_schema_snapshot_matches_the_served_openapi(kube: ControlPlane) -> None:
+    from devstack import kube_schemas
     from services import crdgen
-    from tests.stack import kube_schemas
 
     version = json.loads(kube.kubectl("version", "-o", "json"))["serverVersion"]["gitVersion"]
     served = kube_schemas.snapshot(lambda path: kube.kubectl("get", "--raw", path), version)
     stored = json.loads(Path(crdgen.KUBE_OPENAPI).read_text())
-    assert served == stored, "run `source .dev/env && python -m tests.stack.kube_schemas` and `make crds`"
+    assert served == stored, "run `source .dev/env && python -m devstack.kube_schemas` and `make crds`"

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
+from devstack import procs
+from devstack.operator import OPERATOR_NAMESPACE, Operator
+from devstack.stack import Stack
 from tests import upstream
 from tests.helpers import get
 from tests.integration.test_reconcile_core import wait_ready
-from tests.stack import procs
-from tests.stack.operator import OPERATOR_NAMESPACE, Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.integration
 

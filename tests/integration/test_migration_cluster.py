@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
+from devstack import procs
+from devstack.operator import Operator
+from devstack.stack import Stack
 from tests import upstream
 from tests.helpers import condition, get
 from tests.integration.test_cluster import wait_for
-from tests.stack import procs
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import procs, tools
+from devstack.operator import OPERATOR_NAMESPACE, Operator
+from devstack.stack import Stack
 from tests.helpers import apply, condition, get, sql, step_durable, warning_events
-from tests.stack import procs, tools
-from tests.stack.operator import OPERATOR_NAMESPACE, Operator
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -147,10 +146,18 @@ def test_permanent_error_degrades_with_a_warning_event_and_no_retry_storm(operat
     assert [e["reason"] for e in events] == ["InvalidObject"]
     assert events[0]["reportingController"] == "restate-operator", "as upstream: event filters survive a swap"
     assert condition(obj, "Degraded")["reason"] == "InvalidObject"
-    time.sleep(2)  # let the watcher's echo of our own finalizer write arrive (it is skipped)
-    settled = len(invocations(stack, name))
-    time.sleep(5)  # long enough for a retry storm to show; a permanent error must not retry by itself
-    assert len(invocations(stack, name)) == settled <= 3
+
+    def echo_reconciled() -> list[Obj] | None:
+        """Every reconcile ran, the one for the watcher's echo of our own finalizer write (skipped) too."""
+        rows = invocations(stack, name)
+        keys = {str(r.get("idempotency_key", "")) for r in rows}
+        spec_requests = [key for key in keys if key.startswith("spec:")]  # its creation, then the echo
+        return rows if len(spec_requests) >= 2 and all(r["status"] == "completed" for r in rows) else None
+
+    settled = len(procs.wait_until("the echo of our finalizer write reconciled", echo_reconciled, timeout=30))
+    # Long enough for a retry storm to show; a permanent error must not retry by itself.
+    procs.holds_for("no reconcile without a change", lambda: len(invocations(stack, name)) == settled, seconds=5)
+    assert settled <= 3
     # Nothing is lost: fixing the spec converges the same resource.
     apply(stack, environment(name, dnsPolicy="ClusterFirst"))
     obj = wait_ready(stack, name)
@@ -184,8 +191,9 @@ def test_watcher_down_meanwhile_then_restarted_converges(operator: Operator, clo
         apply(stack, environment(created))
         apply(stack, environment(changed, region="us"))
         stack.control_plane.kubectl("delete", "rce", deleted, "--wait=false")
-        time.sleep(1)
-        assert get(stack, "rce", deleted) is not None, "the finalizer holds it until the operator runs"
+        procs.holds_for(
+            "the finalizer holds it until the operator runs", lambda: get(stack, "rce", deleted) is not None, seconds=1
+        )
     finally:
         operator.start_watcher()
     wait_ready(stack, created)

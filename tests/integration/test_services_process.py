@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.stack import procs, tools
-from tests.stack.stack import Stack
+from devstack import procs, tools
+from devstack.stack import Stack
 
 pytestmark = pytest.mark.integration
 

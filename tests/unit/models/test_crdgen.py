@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack.tools import REPO
 from services import crdgen
 from services.models import cloud, cluster, deployment
-from tests.stack.tools import REPO
 
 GENERATED = crdgen.generate()
 

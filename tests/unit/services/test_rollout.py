@@ -40,7 +40,7 @@ def test_report_counts_pinned_and_waiting_work_per_deployment() -> None:
     assert not report.exists(None)
 
 
-def test_a_version_with_work_waits_and_new_work_resets_the_idle_clock() -> None:
+def test_version_with_work_waits_and_new_work_resets_the_idle_clock() -> None:
     version = Version(name="v1", hash="h1")
     assert idle_decision(version, 1, now=100, drain_delay=30, forced=False) == (False, None)
     assert idle_decision(version, 0, now=110, drain_delay=30, forced=False) == (False, 30)

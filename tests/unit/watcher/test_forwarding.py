@@ -55,7 +55,7 @@ async def test_burst_for_one_resource_becomes_one_request_with_the_last_trigger(
     assert forwarder.pending() == 0
 
 
-async def test_a_steady_stream_is_still_forwarded_by_the_deadline() -> None:
+async def test_steady_stream_is_still_forwarded_by_the_deadline() -> None:
     sent: list[httpx.Request] = []
     clock = Clock()
 

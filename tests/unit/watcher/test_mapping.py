@@ -97,7 +97,7 @@ def test_merge_keeps_the_stronger_reason_and_the_newest_trigger() -> None:
     assert mapping.merge(spec, spec) == spec  # the same event seen twice stays one forward
 
 
-def test_a_merge_gets_a_key_of_its_own() -> None:
+def test_merged_forward_gets_a_key_of_its_own() -> None:
     """After a relist, an unchanged child (old key) merged with a new spec change must not be deduplicated."""
     target = Target("RestateCloudEnvironment", "env")
     relisted_child = Forward(target, "child", "Deployment@9", "child:c1:9")  # forwarded before the restart

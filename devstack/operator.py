@@ -12,9 +12,9 @@ import sys
 import urllib.request
 from dataclasses import dataclass, field
 
-from tests.stack import procs, tools
-from tests.stack.restate_server import private_hosts_argv
-from tests.stack.stack import Stack
+from devstack import procs, tools
+from devstack.restate_server import private_hosts_argv
+from devstack.stack import Stack
 
 OPERATOR_NAMESPACE = "restate-operator"
 WATCH_KINDS = "RestateCluster,RestateCloudEnvironment,RestateDeployment"

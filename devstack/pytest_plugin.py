@@ -1,7 +1,10 @@
-"""Session fixtures: one real stack per test run, started only when a test asks for it.
+"""The pytest plugin of the local stack: session fixtures that start it, and the order of the tiers.
 
-Unit tests never touch it. Integration and e2e tests share one control plane and one
-restate-server, and isolate themselves with a namespace each.
+Loaded once for the whole run (`-p devstack.pytest_plugin` in pyproject's `addopts`), so the
+product's tests (`tests/`) and the stack's own (`devstack/tests/`) share one control plane and one
+restate-server, whichever tree or file pytest is pointed at. Nothing starts until a test asks for a
+fixture: unit tests never touch the stack. Integration and e2e tests isolate themselves with a
+namespace each.
 """
 
 from __future__ import annotations
@@ -13,19 +16,26 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client, config
 
-from tests.stack.operator import Operator
-from tests.stack.stack import Stack
+from devstack.operator import Operator
+from devstack.stack import Stack
 
 TIERS = ("unit", "integration", "e2e")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Fast tiers first: a broken unit test reports before the stack even starts."""
-
-    def tier(item: pytest.Item) -> int:
+def tier(item: pytest.Item) -> int:
+    """0 unit, 1 integration, 2 e2e, by directory (`tests/unit/`) or by marker (`devstack/tests/`); others last."""
+    try:
+        parts = Path(str(item.path)).relative_to(item.config.rootpath).parts
+    except ValueError:
         parts = Path(str(item.path)).parts
-        return next((i for i, name in enumerate(TIERS) if name in parts), len(TIERS))
+    return next(
+        (i for i, name in enumerate(TIERS) if name in parts or item.get_closest_marker(name) is not None),
+        len(TIERS),
+    )
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fast tiers first, across both trees: a broken unit test reports before the stack even starts."""
     items.sort(key=tier)
 
 

@@ -5,7 +5,7 @@ the apiserver's own OpenAPI v3 document, so we keep a snapshot of just the defin
 reach (and what those reference). An integration test fails when the snapshot differs from what the
 test control plane serves.
 
-    source .dev/env && python -m tests.stack.kube_schemas
+    source .dev/env && python -m devstack.kube_schemas
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The Kubernetes binaries are built from Go modules into a cache outside the repo, keyed by
 version (`build-control-plane.sh`); restate-server and the restate CLI come from their npm
-packages, pinned, in the git-ignored `.tools/`. `python -m tests.stack.tools` installs whatever is
+packages, pinned, in the git-ignored `.tools/`. `python -m devstack.tools` installs whatever is
 missing and prints where everything is; the fixtures only locate, and fail with the command to run.
 """
 
@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 RESTATE_VERSION = "1.7.12"
 NPM_PREFIX = REPO / ".tools" / "npm"
-BUILD_SCRIPT = REPO / "tests" / "stack" / "build-control-plane.sh"
+BUILD_SCRIPT = Path(__file__).resolve().with_name("build-control-plane.sh")
 K8S_BINARIES = (
     "etcd",
     "kube-apiserver",

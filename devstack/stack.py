@@ -1,6 +1,6 @@
 """The whole local stack in one object: control plane, restate-server and pod runner.
 
-Used by the pytest session fixtures and by `make dev` (through `python -m tests.stack`), so both
+Used by the pytest session fixtures and by `make dev` (through `python -m devstack`), so both
 stand on exactly the same thing.
 """
 
@@ -12,9 +12,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.stack import procs, tools
-from tests.stack.control_plane import ControlPlane
-from tests.stack.restate_server import RestateServer, new_hosts_file
+from devstack import procs, tools
+from devstack.control_plane import ControlPlane
+from devstack.restate_server import RestateServer, new_hosts_file
 
 # Claims of this class get a hostPath volume from the pod runner (a provisioner kwok does not have).
 DEFAULT_STORAGE_CLASS = {
@@ -59,7 +59,7 @@ class Stack:
                 [
                     sys.executable,
                     "-m",
-                    "tests.stack.pod_runner",
+                    "devstack.pod_runner",
                     "--kubeconfig",
                     str(self.control_plane.kubeconfig),
                     "--hosts-file",

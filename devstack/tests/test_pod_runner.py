@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 
 import httpx
 import pytest
 from kubernetes_asyncio import client
 
-from tests.helpers import eventually, restate_cli
-from tests.stack import hosts
-from tests.stack.images import HELLO_IMAGE
-from tests.stack.stack import Stack
+from devstack import hosts, procs, tools
+from devstack.images import HELLO_IMAGE
+from devstack.stack import Stack
 
 pytestmark = pytest.mark.e2e
+
+
+async def restate_cli(stack: Stack, *args: str) -> str:
+    """Run the real `restate` CLI against the stack's server; returns stdout, raises on failure."""
+    env = {
+        **os.environ,
+        "RESTATE_ADMIN_URL": stack.restate.admin_url,
+        "RESTATE_INGRESS_URL": stack.restate.ingress_url,
+        "CI": "true",
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(tools.restate_cli_bin()),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"restate {' '.join(args)} failed ({process.returncode}): {stderr.decode()}")
+    return stdout.decode()
 
 
 def hello_objects(namespace: str) -> tuple[dict[str, object], dict[str, object]]:
@@ -56,7 +78,7 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
     async def resolvable() -> bool:
         return host in hosts.entries(stack.hosts_file)
 
-    await eventually(resolvable, within=60)
+    await procs.wait_until_async(f"{host} in the hosts file", resolvable, timeout=60)
     uri = f"http://{host}:9080"
 
     async with httpx.AsyncClient(timeout=30) as http:
@@ -67,7 +89,7 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
             deployment_id: str = response.json()["id"]
             return deployment_id
 
-        deployment_id = await eventually(registered, within=30, interval=0.5)
+        deployment_id = await procs.wait_until_async("registered with Restate", registered, timeout=30, interval=0.5)
         try:
             greeting = await http.post(f"{stack.restate.ingress_url}/Greeter/greet", json="kube")
             assert greeting.status_code == 200, greeting.text
@@ -87,6 +109,6 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
     async def unresolvable() -> bool:
         return host not in hosts.entries(stack.hosts_file)
 
-    await eventually(unresolvable, within=60)
+    await procs.wait_until_async(f"{host} gone from the hosts file", unresolvable, timeout=60)
     state = json.loads((stack.work / "pod-runner" / "state.json").read_text())
     assert [p for p in state if p["namespace"] == namespace] == []

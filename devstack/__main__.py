@@ -1,8 +1,8 @@
 """`make dev` / `make dev-down`: the local stack as a background process a newcomer can play with.
 
-    python -m tests.stack up     # start (idempotent), wait until ready, print what to try
-    python -m tests.stack down   # stop everything `up` started; leaves no process behind
-    python -m tests.stack serve  # the foreground supervisor `up` runs in the background
+    python -m devstack up     # start (idempotent), wait until ready, print what to try
+    python -m devstack down   # stop everything `up` started; leaves no process behind
+    python -m devstack serve  # the foreground supervisor `up` runs in the background
 
 The stack is a control plane with the pod runner, and the operator is installed on it with
 `helm install charts/restate-operator` (bootstrap Restate included), exactly as a user would.
@@ -21,12 +21,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-from tests.stack import procs, tools
-from tests.stack.chart import NAMESPACE, RELEASE, ChartInstall
-from tests.stack.stack import Stack
+from devstack import procs, tools
+from devstack.chart import NAMESPACE, RELEASE, ChartInstall
+from devstack.stack import Stack
 
 # Overridable so tests can run a second stack without touching a developer's `make dev`.
 DEV = Path(os.environ.get("RESTATE_OPERATOR_DEV_DIR", tools.REPO / ".dev"))
@@ -87,7 +86,7 @@ def up() -> int:
         ENV_FILE.unlink(missing_ok=True)
         with LOG_FILE.open("ab") as log:
             supervisor = subprocess.Popen(
-                [sys.executable, "-m", "tests.stack", "serve"],
+                [sys.executable, "-m", "devstack", "serve"],
                 cwd=tools.REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -95,14 +94,13 @@ def up() -> int:
                 start_new_session=True,
             )
         PID_FILE.write_text(str(supervisor.pid))
-        deadline = time.monotonic() + 180
-        while not ENV_FILE.exists():
-            if supervisor.poll() is not None or time.monotonic() > deadline:
-                print(f"the stack did not come up; see {LOG_FILE}:\n", file=sys.stderr)
-                print("\n".join(LOG_FILE.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
-                down()
-                return 1
-            time.sleep(0.2)
+        watched = procs.Process("the stack's supervisor", supervisor, LOG_FILE)
+        try:
+            procs.wait_until("the stack to come up", ENV_FILE.exists, timeout=180, interval=0.2, process=watched)
+        except (RuntimeError, TimeoutError) as failure:
+            print(f"the stack did not come up ({LOG_FILE}): {failure}", file=sys.stderr)
+            down()
+            return 1
     print(f"""The local stack is up: the chart `{RELEASE}` is installed in namespace {NAMESPACE} (logs in {DEV}/stack).
 
 Try:

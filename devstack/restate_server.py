@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.stack import procs, tools
+from devstack import procs, tools
 
 # Appending to the file in place keeps the bind mount pointing at it (a rename would not).
 _UNSHARE_SCRIPT = 'mount --bind "$0" /etc/hosts && exec "$@"'

@@ -9,8 +9,8 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.helpers import eventually
-from tests.stack.stack import Stack
+from devstack import procs
+from devstack.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ async def test_custom_resource_is_created_validated_and_read_back(kube_api: clie
         crd = await ext.read_custom_resource_definition(WIDGET_CRD["metadata"]["name"])
         return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
 
-    await eventually(established)
+    await procs.wait_until_async("the Widget CRD Established", established, timeout=30)
     custom = client.CustomObjectsApi(kube_api)
     body = {
         "apiVersion": "stack-test.restate.dev/v1",
@@ -106,7 +106,7 @@ async def test_replicaset_pods_become_running_and_ready_on_kwok_nodes(
         rs = await apps.read_namespaced_replica_set("web", namespace)
         return rs.status.ready_replicas == 2 and rs.status.available_replicas == 2
 
-    await eventually(rs_ready, within=60)
+    await procs.wait_until_async("both pods Running and Ready", rs_ready, timeout=60)
     pods = (await core.list_namespaced_pod(namespace, label_selector="app=web")).items
     assert len(pods) == 2
     for pod in pods:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.stack import hosts
-from tests.stack.pod_runner import host_entries, plan_pod
+from devstack import hosts
+from devstack.pod_runner import host_entries, plan_pod
 
 TABLE = {"img/hello:1": ["python", "-m", "hello"]}
 

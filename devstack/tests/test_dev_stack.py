@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import tools
+from devstack import tools
 
 pytestmark = pytest.mark.e2e
 
 
 def stack_cli(command: str, dev_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tests.stack", command],
+        [sys.executable, "-m", "devstack", command],
         cwd=tools.REPO,
         env={**os.environ, "RESTATE_OPERATOR_DEV_DIR": str(dev_dir)},
         capture_output=True,

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.stack import procs
+from devstack import procs
 
 ADMIN_TOKEN = "restate-operator-admin"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.stack import hosts, procs, tools
-from tests.stack.stack import Stack
+from devstack import hosts, procs, tools
+from devstack.stack import Stack
 
 CHART = tools.REPO / "charts" / "restate-operator"
 RELEASE = "restate-operator"

@@ -8,7 +8,7 @@ as a kubelet would), and maps each Service that selects such a pod, and each Sta
 Limits (documented, not hidden): a Service's port must equal its target port, because a hosts
 file maps names, not ports; and a Service with several ready pods resolves to one of them.
 
-Usage: `python -m tests.stack.pod_runner --kubeconfig K --hosts-file H --work DIR`.
+Usage: `python -m devstack.pod_runner --kubeconfig K --hosts-file H --work DIR`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.stack import hosts, images, procs, tools, volumes
-from tests.stack.restate_server import private_hosts_argv
-from tests.stack.tools import REPO
+from devstack import hosts, images, procs, tools, volumes
+from devstack.restate_server import private_hosts_argv
+from devstack.tools import REPO
 
 logger = logging.getLogger("pod-runner")
 
@@ -310,7 +310,7 @@ async def main(kubeconfig: Path, hosts_file: Path, work: Path, interval: float) 
     # Pods authenticate as their ServiceAccount (in-cluster config), never with the runner's kubeconfig.
     os.environ.pop("KUBECONFIG", None)
     api_client = await config.new_client_from_config(config_file=str(kubeconfig))
-    server = urllib.parse.urlsplit(api_client.configuration.host)
+    server = urllib.parse.urlsplit(str(api_client.configuration.host))
     apiserver = (server.hostname or "127.0.0.1", server.port or 443)
     runner = PodRunner(client.CoreV1Api(api_client), hosts_file, work, apiserver)
     try:
