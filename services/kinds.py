@@ -208,6 +208,9 @@ CHILD_KINDS = (
 OPTIONAL_CHILD_KINDS = ("SecretProviderClass", "SecurityGroupPolicy", "PodIdentityAssociation", "IAMPolicyMember")
 # What the reconcilers wait on that carries no ownerReference of ours: the watcher maps them by label.
 LABELLED_KINDS = ("Pod", "PersistentVolumeClaim", "EndpointSlice")
+# Knative mode's objects (their CRDs may be absent): mapped by their `restate.dev/deployment` annotation,
+# since Routes and Revisions are owned by a Configuration, not by the RestateDeployment.
+KNATIVE_KINDS = ("Configuration", "Route", "Revision")
 
 _BUILTIN = (
     Resource("", "v1", "namespaces", "Namespace", False),
@@ -230,5 +233,8 @@ _BUILTIN = (
     Resource("eks.services.k8s.aws", "v1alpha1", "podidentityassociations", "PodIdentityAssociation", True),
     Resource("vpcresources.k8s.aws", "v1beta1", "securitygrouppolicies", "SecurityGroupPolicy", True),
     Resource("iam.cnrm.cloud.google.com", "v1beta1", "iampolicymembers", "IAMPolicyMember", True),
+    Resource("serving.knative.dev", "v1", "configurations", "Configuration", True),
+    Resource("serving.knative.dev", "v1", "routes", "Route", True),
+    Resource("serving.knative.dev", "v1", "revisions", "Revision", True),
 )
 RESOURCES: dict[str, Resource] = {r.kind: r for r in (*_BUILTIN, *(k.resource for k in CUSTOM))}

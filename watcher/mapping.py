@@ -93,6 +93,14 @@ def version_endpoints_target(obj: Obj) -> Target | None:
     return Target("RestateDeployment", contract.object_key(meta.get("namespace"), owner)) if owner else None
 
 
+def knative_target(obj: Obj) -> Target | None:
+    """A Knative Configuration, Route or Revision of ours -> the RestateDeployment its
+    `restate.dev/deployment` annotation names (Routes and Revisions are owned by a Configuration)."""
+    meta = obj["metadata"]
+    owner = (meta.get("annotations") or {}).get("restate.dev/deployment")
+    return Target("RestateDeployment", contract.object_key(meta.get("namespace"), owner)) if owner else None
+
+
 LABELLED: dict[str, tuple[str, Callable[[Obj], Target | None]]] = {
     "Pod": (CLUSTER_MEMBER_SELECTOR, cluster_member_target),
     "PersistentVolumeClaim": (CLUSTER_MEMBER_SELECTOR, cluster_member_target),

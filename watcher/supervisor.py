@@ -53,6 +53,9 @@ class Watcher:
     def on_child(self, event: str, obj: Obj) -> None:
         self._forward_child(event, obj, mapping.owner_target(obj, self.settings.kinds))
 
+    def on_knative(self, event: str, obj: Obj) -> None:
+        self._forward_child(event, obj, mapping.knative_target(obj))
+
     def on_labelled(self, event: str, obj: Obj) -> None:
         _, target_of = mapping.LABELLED[obj["kind"]]
         self._forward_child(event, obj, target_of(obj))
@@ -125,6 +128,16 @@ async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
                 timeout_seconds=settings.watch_timeout_seconds,
                 on_listed=listed(kind),
                 optional=kind in kinds.OPTIONAL_CHILD_KINDS,
+            )
+        for kind in kinds.KNATIVE_KINDS:  # optional: Knative Serving may be installed later, or never
+            coroutines[f"watch {kind}"] = watching.watch_kind(
+                kube,
+                RESOURCES[kind],
+                watcher.on_knative,
+                label_selector=mapping.MANAGED_SELECTOR,
+                timeout_seconds=settings.watch_timeout_seconds,
+                on_listed=listed(kind),
+                optional=True,
             )
         for kind, (selector, _) in mapping.LABELLED.items():
             coroutines[f"watch {kind}"] = watching.watch_kind(

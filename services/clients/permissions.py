@@ -64,6 +64,10 @@ SERVICES: dict[str, Grant] = {
     "SecurityGroupPolicy": _grant(APPLY, DELETE),
     "PodIdentityAssociation": _grant(GET, APPLY, DELETE, chart_flag="awsPodIdentityAssociationCluster"),
     "IAMPolicyMember": _grant(GET, APPLY, DELETE, chart_flag="gcpWorkloadIdentity"),
+    # Knative mode (its CRDs may be absent): a Configuration and a Route per tag, the latest Revision read.
+    "Configuration": _grant(GET, LIST, APPLY, DELETE),
+    "Route": _grant(APPLY),
+    "Revision": _grant(GET),
     # Only in the operator's namespace: Restate Cloud token Secrets (key names are checked), tunnel clients.
     "Secret": _grant(GET, operator_namespace=True),
     "Deployment": _grant(APPLY, DELETE, operator_namespace=True),
@@ -77,5 +81,6 @@ WATCHER: dict[str, Grant] = {
         *kinds.CHILD_KINDS,
         *kinds.OPTIONAL_CHILD_KINDS,
         *kinds.LABELLED_KINDS,
+        *kinds.KNATIVE_KINDS,
     )
 }

@@ -47,10 +47,19 @@ class RestateAdmin:
         raise _error(operation, response)
 
     async def register(
-        self, uri: str, *, force: bool = False, use_http_11: bool | None = None, breaking: bool = False
+        self,
+        uri: str,
+        *,
+        force: bool = False,
+        use_http_11: bool | None = None,
+        breaking: bool = False,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        """POST /deployments. `force` is always sent: an absent force acts as false on 1.7 but the docs say true."""
+        """POST /deployments. `force` is always sent: an absent force acts as false on 1.7 but the docs say true.
+        With `dry_run`, Restate discovers the endpoint and answers what it would register, registering nothing."""
         body: dict[str, Any] = {"uri": uri, "force": force, "breaking": breaking}
+        if dry_run:
+            body["dry_run"] = True
         if use_http_11 is not None:
             body["use_http_11"] = use_http_11
         response = await self._call("register", "POST", "deployments", json=body)

@@ -5,16 +5,22 @@ commands people gave), asks `next_phase` for each version, then executes the ret
 order as journaled steps. A version's phase (`status.versions[].phase`) is the phase it is in once
 those actions have succeeded; when one fails, the pass fails and nothing of the decision is kept.
 
-    desired version (the template the spec asks for now):
-      Pending ──pods available, endpoints ready, RestateCluster Ready──────────► Latest  [Register, Annotate]
-      Pending ──the same, under registrationPolicy Held──► Held ──promote──────► Latest  [Register, Annotate]
+    desired version (the template, or Knative tag, the spec asks for now):
+      Pending ──its workload is ready (the mode's gate)──────────────────────► Latest  [Register, Annotate]
+      Pending ──the same, under registrationPolicy Held──► Held ──promote────► Latest  [Register, Annotate]
       Pending/Held ──pause──► Pending (until resume)
       Latest ──Restate routes its services to it──► Latest
+      Latest ──Knative in-place update changed its services──► Latest         [Register(force), Annotate]
     superseded versions (newest first):
       Latest ──while the desired version is not routed yet──► Latest (still what Restate serves)
       Latest ──► Draining ──idle for drainDelaySeconds, or forceDrain──► Drained  [Deregister, ScaleTo 0]
       Drained ──beyond revisionHistoryLimit──► deleted                              (`beyond_history`)
       any ──the spec asks for its template again (rollback)──► desired again (Pending, re-registered)
+
+The gates: ReplicaSet mode waits for the pods, the Service's endpoints and the RestateCluster
+(`replicaset_gate`); Knative mode for the Configuration, its latest Revision and the Route
+(`knative_gate`). Knative scales its Revisions itself, so a drained Knative version is only
+deregistered (`Superseded.scales` is false).
 
 Guarantees: a version Restate still has work for (pinned invocations, or queued ones for services
 it is latest for) is never retired unless forced; nor is one that is still the latest deployment of
@@ -28,7 +34,9 @@ Not here: how a version is registered or scaled (the actions are executed by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from services.builders import knative
 from services.models.deployment import VersionPhase
 from services.reconcilers.rollout import DrainReport, Rollout, Version, idle_decision
 
@@ -106,15 +114,24 @@ class Pods:
 
 
 @dataclass(frozen=True)
+class Blocked:
+    """Why the desired version is not serving yet: a Ready reason, its message, when to look again."""
+
+    reason: str
+    message: str
+    recheck_after: float | None
+
+
+@dataclass(frozen=True)
 class Desired:
     """Observations for the version the spec asks for."""
 
     report: DrainReport
-    pods: Pods
-    ready_endpoints: int | None  # of the version's Service; None when not counted (not needed)
-    cluster_problem: str | None  # why the RestateCluster it registers with is not Ready, if so
+    gate: Blocked | None  # what its workload still waits for (`replicaset_gate`, `knative_gate`)
     paused: bool
     held: bool  # registrationPolicy Held, and `promote` was not called for this version
+    revision: str | None = None  # Knative: the Revision the Route serves now
+    services_changed: bool = False  # Knative: that Revision serves other services than Restate knows
 
 
 @dataclass(frozen=True)
@@ -128,15 +145,7 @@ class Superseded:
     desired_routed: bool  # Restate already routes to the desired version
     autoscaling: bool  # `spec.autoscaling` gives draining versions an autoscaler
     replicas: int  # what a version goes back to when its autoscaler is removed
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """Why the desired version is not serving yet: a Ready reason, its message, when to look again."""
-
-    reason: str
-    message: str
-    recheck_after: float | None
+    scales: bool = True  # ReplicaSet mode scales a drained version to zero; Knative scales itself
 
 
 @dataclass(frozen=True)
@@ -171,29 +180,73 @@ def _desired(version: Version, seen: Desired) -> Transition:
     version.autoscaled = False
     if serving(version, seen.report):
         version.phase = VersionPhase.LATEST
+        if seen.gate is None and seen.revision is not None and seen.revision != version.revision:
+            # Knative updated the version in place; Restate must learn of changed services (same URI: force).
+            version.revision = seen.revision
+            if seen.services_changed:
+                return Transition(version, (*actions, Register(force=True), Annotate()))
         return Transition(version, actions)
 
-    def wait(phase: VersionPhase, reason: str, message: str, after: float | None) -> Transition:
+    def wait(phase: VersionPhase, blocked: Blocked) -> Transition:
         version.phase = phase
-        return Transition(version, actions, blocked=Blocked(reason, message, after), recheck_after=after)
+        return Transition(version, actions, blocked=blocked, recheck_after=blocked.recheck_after)
 
-    pods = seen.pods
     if seen.paused:
-        return wait(VersionPhase.PENDING, "Paused", "the rollout is paused; call resume to continue", None)
-    if not pods.available_all:
-        message = f"{pods.available}/{pods.desired} pods of {version.name} available"
-        return wait(VersionPhase.PENDING, pods.not_available_reason(), message, PENDING_RECHECK_SECONDS)
-    if seen.ready_endpoints == 0 and pods.desired > 0:
-        message = f"Service {version.name} has no ready endpoints yet"
-        return wait(VersionPhase.PENDING, "EndpointsNotReady", message, PENDING_RECHECK_SECONDS)
-    if seen.cluster_problem:
-        return wait(VersionPhase.PENDING, "ClusterNotReady", seen.cluster_problem, PENDING_RECHECK_SECONDS)
+        return wait(VersionPhase.PENDING, Blocked("Paused", "the rollout is paused; call resume to continue", None))
+    if seen.gate is not None:
+        return wait(VersionPhase.PENDING, seen.gate)
     if seen.held:
         message = f"{version.name} is ready and held; call promote to register it"
-        return wait(VersionPhase.HELD, "RegistrationHeld", message, None)
-    version.phase = VersionPhase.LATEST
+        return wait(VersionPhase.HELD, Blocked("RegistrationHeld", message, None))
+    version.phase, version.revision = VersionPhase.LATEST, seen.revision
     # Re-registering a URI Restate still knows needs force to become the latest revision again (rollback).
     return Transition(version, (*actions, Register(force=seen.report.exists(version.deployment_id)), Annotate()))
+
+
+def replicaset_gate(name: str, pods: Pods, ready_endpoints: int | None, cluster_problem: str | None) -> Blocked | None:
+    """What a ReplicaSet version waits for before it may be registered: its pods, its Service's
+    endpoints (None: not counted yet), the RestateCluster it registers with."""
+    if not pods.available_all:
+        message = f"{pods.available}/{pods.desired} pods of {name} available"
+        return Blocked(pods.not_available_reason(), message, PENDING_RECHECK_SECONDS)
+    if ready_endpoints == 0 and pods.desired > 0:
+        return Blocked("EndpointsNotReady", f"Service {name} has no ready endpoints yet", PENDING_RECHECK_SECONDS)
+    if cluster_problem:
+        return Blocked("ClusterNotReady", cluster_problem, PENDING_RECHECK_SECONDS)
+    return None
+
+
+def knative_gate(
+    name: str, configuration: dict[str, Any], revision: dict[str, Any] | None, route: dict[str, Any]
+) -> Blocked | None:
+    """What a Knative version waits for before its Route URL may be registered (or counts as Ready):
+    Knative saw the Configuration's generation, made a Revision, that Revision is Ready, the Route
+    is Ready and sends traffic to it, and has a URL. Each gate has its own reason; the watcher
+    forwards the three objects' changes, so the wake-ups are fallbacks."""
+    status = configuration.get("status") or {}
+    generation = configuration["metadata"].get("generation")
+    if status.get("observedGeneration") != generation:
+        message = f"Knative has not yet processed generation {generation} of Configuration {name}"
+        return Blocked("ConfigurationNotObserved", message, 1.0)
+    latest = status.get("latestCreatedRevisionName")
+    if not latest:
+        return Blocked("RevisionNotCreated", f"Configuration {name} has no Revision yet", 5.0)
+    if revision is None:
+        return Blocked("RevisionNotFound", f"Revision {latest} of Configuration {name} was not found", 1.0)
+    ready = knative.condition(revision, "Ready")
+    if ready is None or ready.get("status") != "True":
+        why = f"{ready.get('reason')}: {ready.get('message')}" if ready else "it reports no conditions yet"
+        return Blocked("RevisionNotReady", f"Revision {latest} is not ready ({why})", 5.0)
+    route_status = route.get("status") or {}
+    route_ready = knative.condition(route, "Ready")
+    if route_ready is not None and route_ready.get("status") != "True":
+        why = f"{route_ready.get('reason')}: {route_ready.get('message')}"
+        return Blocked("RouteNotReady", f"Route {name} is not ready ({why})", 5.0)
+    if not any(t.get("revisionName") == latest for t in route_status.get("traffic") or []):
+        return Blocked("TrafficNotRolledOut", f"Route {name} does not send traffic to Revision {latest} yet", 2.0)
+    if not route_status.get("url"):
+        return Blocked("RouteURLNotReady", f"Route {name} has no URL yet", 5.0)
+    return None
 
 
 def _superseded(version: Version, seen: Superseded) -> Transition:
@@ -225,7 +278,8 @@ def _superseded(version: Version, seen: Superseded) -> Transition:
         actions.append(DropAutoscaler(restore=None))
     if deployment_id and registered:
         actions.append(Deregister(deployment_id))
-    actions.append(ScaleTo(0))
+    if seen.scales:
+        actions.append(ScaleTo(0))
     version.phase, version.deployment_id, version.autoscaled = VersionPhase.DRAINED, None, False
     return Transition(version, tuple(actions))
 

@@ -94,6 +94,8 @@ class Version(BaseModel):
     autoscaled: bool = False
     replicas: int = 0
     ready_replicas: int = 0
+    revision: str | None = None  # Knative: the Revision it was registered (or last re-registered) for
+    discovery: str | None = None  # Knative: fingerprint of the services Restate discovered at registration
 
 
 class Rollout(BaseModel):

@@ -74,7 +74,7 @@ def test_chart_rbac_rules_are_generated_from_the_table() -> None:
 
 def test_every_kind_the_watcher_watches_is_granted_list_and_watch() -> None:
     watched = {"RestateCluster", "RestateDeployment", "RestateCloudEnvironment"}
-    watched |= {*kinds.CHILD_KINDS, *kinds.OPTIONAL_CHILD_KINDS, *mapping.LABELLED}
+    watched |= {*kinds.CHILD_KINDS, *kinds.OPTIONAL_CHILD_KINDS, *mapping.LABELLED, *kinds.KNATIVE_KINDS}
     observe = permissions.Grant(permissions.OBSERVE)
     assert {kind for kind in watched if permissions.WATCHER.get(kind) != observe} == set()
     assert set(permissions.WATCHER) == watched, "the watcher is granted nothing it does not watch"

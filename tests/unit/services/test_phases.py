@@ -3,7 +3,9 @@
 Covered: the desired version (pods, endpoints, RestateCluster, Held, pause, rollback, services that
 must all be routed), superseded versions (still latest, draining with work, the idle clock, forced,
 never registered, kept for a service the newer versions lack, autoscalers), a whole life from
-Pending to deleted, history trimming, settling commands, deletion blockers, and purity.
+Pending to deleted, history trimming, settling commands, deletion blockers, and purity; Knative
+mode's gates (each its own reason), in-place updates (re-registered only when services changed),
+and drained Knative versions that are not scaled.
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ def report(
     return DrainReport(deployments=set(deployments), latest=latest or {}, pinned=work or {})
 
 
-def desired(**changes: Any) -> Desired:
-    seen = Desired(report=report(), pods=READY, ready_endpoints=1, cluster_problem=None, paused=False, held=False)
-    return dataclasses.replace(seen, **changes)
+def desired(
+    pods: Pods = READY, ready_endpoints: int | None = 1, cluster_problem: str | None = None, **changes: Any
+) -> Desired:
+    """What a ReplicaSet-mode pass observes of the desired version (its gate from `replicaset_gate`)."""
+    gate = phases.replicaset_gate("svc-h1", pods, ready_endpoints, cluster_problem)
+    return dataclasses.replace(Desired(report=report(), gate=gate, paused=False, held=False), **changes)
 
 
 def superseded(**changes: Any) -> Superseded:
@@ -297,3 +302,99 @@ def test_deletion_waits_for_registered_versions_with_work_unless_forced() -> Non
     rollout = Rollout(versions=[busy, forced, unknown], force_drain=["h2"])
     seen = report(("dp_1", "dp_2"), work={"dp_1": 2, "dp_2": 1, "dp_3": 4})
     assert phases.deletion_blockers(rollout, seen) == [(busy, 2)]
+
+
+# --- Knative mode ---
+
+CONFIGURATION = {"metadata": {"generation": 2}, "status": {"observedGeneration": 2, "latestCreatedRevisionName": "r-2"}}
+REVISION = {"metadata": {"name": "r-2"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+ROUTE = {
+    "status": {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "traffic": [{"revisionName": "r-2", "percent": 100}],
+        "url": "http://svc-v1.team.svc.cluster.local",
+    }
+}
+
+
+def merged(base: dict[str, Any], **status: Any) -> dict[str, Any]:
+    return {**base, "status": {**base["status"], **status}}
+
+
+KNATIVE_GATES = [
+    pytest.param(merged(CONFIGURATION, observedGeneration=1), REVISION, ROUTE, "ConfigurationNotObserved", id="gen"),
+    pytest.param(merged(CONFIGURATION, latestCreatedRevisionName=None), None, ROUTE, "RevisionNotCreated", id="none"),
+    pytest.param(CONFIGURATION, None, ROUTE, "RevisionNotFound", id="revision-missing"),
+    pytest.param(CONFIGURATION, merged(REVISION, conditions=[]), ROUTE, "RevisionNotReady", id="no-conditions"),
+    pytest.param(
+        CONFIGURATION,
+        merged(REVISION, conditions=[{"type": "Ready", "status": "False", "reason": "ExitCode1", "message": "crash"}]),
+        ROUTE,
+        "RevisionNotReady",
+        id="revision-failed",
+    ),
+    pytest.param(
+        CONFIGURATION,
+        REVISION,
+        merged(ROUTE, conditions=[{"type": "Ready", "status": "Unknown", "reason": "IngressNotConfigured"}]),
+        "RouteNotReady",
+        id="route",
+    ),
+    pytest.param(
+        CONFIGURATION, REVISION, merged(ROUTE, traffic=[{"revisionName": "r-1"}]), "TrafficNotRolledOut", id="t"
+    ),
+    pytest.param(CONFIGURATION, REVISION, merged(ROUTE, url=None), "RouteURLNotReady", id="url"),
+    pytest.param(CONFIGURATION, REVISION, merged(ROUTE, conditions=[]), None, id="route-without-conditions-is-fine"),
+    pytest.param(CONFIGURATION, REVISION, ROUTE, None, id="ready"),
+]
+
+
+@pytest.mark.parametrize(("configuration", "revision", "route", "reason"), KNATIVE_GATES)
+def test_knative_gates_each_have_their_reason(
+    configuration: dict[str, Any], revision: dict[str, Any] | None, route: dict[str, Any], reason: str | None
+) -> None:
+    gate = phases.knative_gate("svc-v1", configuration, revision, route)
+    assert (gate.reason if gate else None) == reason
+
+
+def test_a_failed_revision_says_why() -> None:
+    failed = merged(REVISION, conditions=[{"type": "Ready", "status": "False", "reason": "ExitCode1", "message": "x"}])
+    gate = phases.knative_gate("svc-v1", CONFIGURATION, failed, ROUTE)
+    assert gate is not None
+    assert gate.message == "Revision r-2 is not ready (ExitCode1: x)"
+
+
+SERVING = {"deployment_id": "dp_1", "services": ["Greeter"], "phase": LATEST, "revision": "r-1"}
+ROUTED = report(("dp_1",), {"Greeter": "dp_1"})
+
+
+def test_a_knative_version_registers_its_revision() -> None:
+    transition = phases.next_phase(version(), Desired(report(), None, paused=False, held=False, revision="r-1"))
+    assert transition.actions == (Register(force=False), Annotate())
+    assert transition.version.revision == "r-1"
+
+
+def test_an_in_place_update_with_other_services_re_registers_with_force() -> None:
+    seen = Desired(ROUTED, None, paused=False, held=False, revision="r-2", services_changed=True)
+    transition = phases.next_phase(version(**SERVING), seen)
+    assert transition.actions == (Register(force=True), Annotate())
+    assert transition.version.revision == "r-2"
+
+
+def test_an_in_place_update_with_the_same_services_keeps_the_registration() -> None:
+    seen = Desired(ROUTED, None, paused=False, held=False, revision="r-2", services_changed=False)
+    transition = phases.next_phase(version(**SERVING), seen)
+    assert (transition.actions, transition.version.revision) == ((), "r-2")
+
+
+def test_an_in_place_update_waits_for_its_revision_before_anything() -> None:
+    gate = phases.Blocked("RevisionNotReady", "not yet", 5.0)
+    seen = Desired(ROUTED, gate, paused=False, held=False, revision="r-2", services_changed=True)
+    transition = phases.next_phase(version(**SERVING), seen)
+    assert (transition.actions, transition.version.revision, transition.version.phase) == ((), "r-1", LATEST)
+
+
+def test_a_drained_knative_version_is_only_deregistered() -> None:
+    transition = phases.next_phase(version(**REGISTERED), superseded(forced=True, scales=False))
+    assert transition.actions == (Deregister("dp_1"),)
+    assert transition.version.phase == DRAINED

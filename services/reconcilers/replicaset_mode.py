@@ -1,0 +1,363 @@
+"""RestateDeployment in ReplicaSet mode: one ReplicaSet and Service per version, drained safely.
+
+One pass, decide then act (how a version advances is `phases`, pure; this module gathers and executes):
+
+    gather   our ReplicaSets and Restate's drain report; adopt versions the memory does not know
+             (upstream's, or after a lost state)
+    ensure   the desired version's ReplicaSet (created once) and its Service
+    desired  observe pods, endpoints, the RestateCluster ─► phases.next_phase ─► Register, Annotate
+    older    phases.next_phase with Restate's work per version ─► autoscaler, Deregister, ScaleTo 0
+    finish   the stable Service, history beyond revisionHistoryLimit deleted, status from the models
+
+Guarantees: a version is registered only once its pods are available and its Service has ready
+endpoints; a ReplicaSet's pod template is written once, when it is created: afterwards only its
+replicas and annotations change, so taking over from the upstream operator restarts no pod.
+Objects the resource does not control (a user's Service named like it) are never written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from services import status as conditions
+from services.builders import deployment as build
+from services.builders.common import MANAGED_BY
+from services.clients.kube import Obj
+from services.kinds import RESOURCES
+from services.models.deployment import RestateDeploymentSpec, RestateDeploymentStatus, VersionPhase
+from services.reconcilers import phases, versions
+from services.reconcilers.engine import Outcome
+from services.reconcilers.rollout import DrainReport, ReplicaSetView, Rollout, Version, adopt, replica_set_view
+from services.reconcilers.steps import Steps
+
+AVAILABLE_RECHECK_SECONDS = 5.0
+RS = RESOURCES["ReplicaSet"]
+_MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+SCALE_MANAGER = "restate-operator/scale"
+ANNOTATION_MANAGER = "restate-operator/deployment-id"
+PROPAGATE_MANAGER = "restate-operator/propagate-annotations"  # upstream's manager for the same annotations
+SERVICE_CONFLICT = "StableServiceConflict"
+
+
+# --- journaled actions (their bodies call clients; results stay small) ---
+
+
+async def ready_endpoints(steps: Steps, namespace: str, service: str) -> int:
+    slices = await (await steps.kube()).list(
+        RESOURCES["EndpointSlice"], namespace, label_selector=f"kubernetes.io/service-name={service}"
+    )
+    return sum(
+        1 for s in slices["items"] for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready", True)
+    )
+
+
+async def replica_sets(steps: Steps, namespace: str, owner_uid: str, desired: str | None) -> dict[str, ReplicaSetView]:
+    """name -> view of every ReplicaSet this resource owns (as upstream finds them: managed by the
+    operator, with an ownerReference to this resource's uid), plus whatever ReplicaSet holds the
+    desired version's name (it may belong to someone else)."""
+    kube = await steps.kube()
+    listed = await kube.list(RS, namespace, label_selector=_MANAGED_SELECTOR)
+    found = {rs["metadata"]["name"]: replica_set_view(rs, owner_uid) for rs in listed["items"]}
+    found = {name: view for name, view in found.items() if view["owned"]}
+    if desired and desired not in found and (squatter := await kube.get(RS, desired, namespace)) is not None:
+        found[desired] = replica_set_view(squatter, owner_uid)
+    return found
+
+
+async def cluster_ready(steps: Steps, name: str) -> str | None:
+    """None when the RestateCluster is Ready, else why not."""
+    cluster = await (await steps.kube()).get(RESOURCES["RestateCluster"], name)
+    if cluster is None:
+        return f"RestateCluster {name} does not exist"
+    ready = next((c for c in (cluster.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), None)
+    if not ready or ready.get("status") != "True":
+        return f"RestateCluster {name} is not ready"
+    return None
+
+
+async def delete_autoscaler(steps: Steps, namespace: str, name: str) -> bool:
+    return await (await steps.kube()).delete(RESOURCES["HorizontalPodAutoscaler"], name, namespace)
+
+
+async def delete_version(steps: Steps, namespace: str, name: str) -> None:
+    kube = await steps.kube()
+    await kube.delete(RESOURCES["Service"], name, namespace)
+    await kube.delete(RS, name, namespace)
+
+
+def _partial(kind: str, api_version: str, name: str, namespace: str, **fields: Any) -> Obj:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}, **fields}
+
+
+async def scale(steps: Steps, namespace: str, name: str, replicas: int) -> None:
+    obj = _partial("ReplicaSet", "apps/v1", name, namespace, spec={"replicas": replicas})
+    await (await steps.kube()).apply(obj, field_manager=SCALE_MANAGER)
+
+
+async def annotate(steps: Steps, namespace: str, name: str, deployment_id: str) -> None:
+    kube = await steps.kube()
+    annotations = {"annotations": {build.DEPLOYMENT_ID_ANNOTATION: deployment_id}}
+    for kind, api_version in (("ReplicaSet", "apps/v1"), ("Service", "v1")):
+        obj = _partial(kind, api_version, name, namespace)
+        obj["metadata"].update(annotations)
+        await kube.apply(obj, field_manager=ANNOTATION_MANAGER)
+
+
+async def propagate_annotations(steps: Steps, namespace: str, name: str, annotations: dict[str, str]) -> None:
+    obj = _partial("ReplicaSet", "apps/v1", name, namespace)
+    obj["metadata"]["annotations"] = annotations
+    await (await steps.kube()).apply(obj, field_manager=PROPAGATE_MANAGER)
+
+
+async def service_is_ours(steps: Steps, rsd: Obj) -> bool:
+    """Whether the Service named like the resource is absent or controlled by it (so we may write it)."""
+    meta = rsd["metadata"]
+    current = await (await steps.kube()).get(RESOURCES["Service"], meta["name"], meta["namespace"])
+    return current is None or build.controlled_by(current, rsd)
+
+
+# --- the pass ---
+
+
+async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: str) -> Outcome:
+    ctx, meta = steps.ctx, rsd["metadata"]
+    namespace = meta["namespace"]
+    rollout = await versions.load(ctx)
+    now = await ctx.time()
+    collisions: int | None = (rsd.get("status") or {}).get("collisionCount")  # None until a collision
+    hash_ = build.version_hash(rsd, collisions)
+    desired_name = build.version_name(rsd, hash_)
+
+    found = await steps.run("list ReplicaSets", replica_sets, steps, namespace, meta["uid"], desired_name)
+    existing = found.get(desired_name)
+    if existing and (not existing["owned"] or existing["template"] != build.template_json(rsd)):
+        return Outcome(
+            ready=False,
+            reason="HashCollision",
+            message=f"ReplicaSet {desired_name} exists with another template; trying the next name",
+            requeue_after=1.0,
+            status={"collisionCount": (collisions or 0) + 1},
+        )
+    report = await versions.drain_report(steps, admin)
+    drain_delay = float(spec.restate.drain_delay_seconds)
+    adopt(rollout, found.values(), report, drain_delay, now)
+    rollout.make_latest(desired_name, hash_, now)
+    replica_set_uid = await _ensure_replica_set(steps, rsd, hash_, existing, spec.replicas)
+    await steps.apply(build.version_service(rsd, hash_, replica_set_uid))
+    pods = _pods(existing, spec.replicas)
+
+    seen = await _observe_desired(steps, rsd, spec, rollout, pods, report)
+    desired = phases.next_phase(rollout.versions[0], seen)
+    latest = await _act(steps, rsd, spec, rollout, desired, admin)
+    routed = latest.deployment_id is not None and latest.phase == VersionPhase.LATEST
+    next_wakeup: float | None = None
+    for version in rollout.versions[1:]:
+        older = phases.Superseded(
+            report=report,
+            now=now,
+            drain_delay=drain_delay,
+            forced=version.hash in rollout.force_drain,
+            desired_routed=routed,
+            autoscaling=build.version_autoscaler(rsd, version.hash) is not None,
+            replicas=spec.replicas,
+        )
+        transition = phases.next_phase(version, older)
+        await _act(steps, rsd, spec, rollout, transition, admin)
+        next_wakeup = versions.min_of(next_wakeup, transition.recheck_after)
+    conflict = await _stable_service(steps, rsd, hash_ if routed else _serving_hash(rollout, hash_))
+    for version in phases.beyond_history(rollout, spec.revision_history_limit):
+        await steps.run(f"delete {version.name}", delete_version, steps, namespace, version.name)
+        rollout.versions.remove(version)
+    phases.settle(rollout)
+    _count_pods(rollout, latest, found, pods)
+    versions.save(ctx, rollout)
+    return _outcome(rsd, spec, rollout, latest, desired, pods, report, hash_, collisions, next_wakeup, conflict)
+
+
+def _pods(existing: ReplicaSetView | None, replicas: int) -> phases.Pods:
+    if existing is None:
+        return phases.Pods(desired=replicas, current=0, ready=0, available=0, observed=False)
+    return phases.Pods(
+        desired=replicas,
+        current=existing["current"],
+        ready=existing["ready"],
+        available=existing["available"],
+        observed=existing["observed"],
+    )
+
+
+async def _observe_desired(
+    steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, rollout: Rollout, pods: phases.Pods, report: DrainReport
+) -> phases.Desired:
+    """What the desired version waits for; endpoints and the RestateCluster are looked up only while they matter."""
+    version, namespace = rollout.versions[0], rsd["metadata"]["namespace"]
+    looking = not phases.serving(version, report) and not rollout.paused and pods.available_all
+    endpoints: int | None = None
+    problem: str | None = None
+    if looking:
+        endpoints = await steps.run(
+            f"count endpoints of {version.name}", ready_endpoints, steps, namespace, version.name
+        )
+    if looking and (endpoints or pods.desired == 0) and (cluster := spec.restate.register_to.cluster):
+        problem = await steps.run(f"check RestateCluster {cluster}", cluster_ready, steps, cluster)
+    return phases.Desired(
+        report=report,
+        gate=phases.replicaset_gate(version.name, pods, endpoints, problem),
+        paused=rollout.paused,
+        held=spec.restate.registration_policy == "Held" and rollout.promoted != version.hash,
+    )
+
+
+async def _act(
+    steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, rollout: Rollout, transition: phases.Transition, admin: str
+) -> Version:
+    """Execute a transition's actions as journaled steps, then keep its version in the memory."""
+    version, namespace = transition.version, rsd["metadata"]["namespace"]
+    name = version.name
+    for action in transition.actions:
+        match action:
+            case phases.Register(force=force):
+                url = build.service_url(rsd, version.hash, steps.settings)
+                await versions.register_version(
+                    steps, version, admin, url, force=force, use_http_11=spec.restate.use_http11
+                )
+            case phases.Annotate():
+                deployment_id = version.deployment_id or ""
+                await steps.run(f"annotate {name}", annotate, steps, namespace, name, deployment_id)
+            case phases.Deregister(deployment_id=deployment_id):
+                await steps.run(f"deregister {name}", versions.deregister, admin, deployment_id)
+            case phases.ScaleTo(replicas=replicas):
+                await steps.run(f"scale {name} to {replicas}", scale, steps, namespace, name, replicas)
+            case phases.ApplyAutoscaler():
+                autoscaler = build.version_autoscaler(rsd, version.hash)
+                if autoscaler is not None:
+                    await steps.apply(autoscaler)
+            case phases.DropAutoscaler(restore=restore):
+                existed = await steps.run(f"delete autoscaler {name}", delete_autoscaler, steps, namespace, name)
+                if existed and restore is not None:  # an adopted version may never have had one
+                    await steps.run(f"restore {name}", scale, steps, namespace, name, restore)
+    return versions.keep(rollout, version)
+
+
+def _count_pods(rollout: Rollout, latest: Version, found: Mapping[str, ReplicaSetView], pods: phases.Pods) -> None:
+    for version in rollout.versions:
+        if version is latest:
+            version.replicas, version.ready_replicas = pods.desired, pods.ready
+            continue
+        counts = found.get(version.name)
+        version.replicas = counts["replicas"] if counts and version.phase != VersionPhase.DRAINED else 0
+        version.ready_replicas = counts["ready"] if counts else 0
+
+
+def _outcome(
+    rsd: Obj,
+    spec: RestateDeploymentSpec,
+    rollout: Rollout,
+    latest: Version,
+    desired: phases.Transition,
+    pods: phases.Pods,
+    report: DrainReport,
+    hash_: str,
+    collisions: int | None,
+    next_wakeup: float | None,
+    conflict: dict[str, Any] | None,
+) -> Outcome:
+    """Ready means Restate routes new invocations to the desired version and its pods are available."""
+    status = _status(rsd, spec, rollout, latest, pods, hash_, collisions)
+    extra = [conflict] if conflict else []
+    if (blocked := desired.blocked) is not None:
+        return Outcome(
+            ready=False,
+            reason=blocked.reason,
+            message=blocked.message,
+            requeue_after=versions.min_of(blocked.recheck_after, next_wakeup),
+            status=status,
+            conditions=extra,
+        )
+    if not (pods.observed and pods.available >= pods.desired):
+        return Outcome(
+            ready=False,
+            reason=pods.not_available_reason(),
+            message=f"{pods.available}/{pods.desired} pods of {latest.name} available",
+            requeue_after=versions.min_of(AVAILABLE_RECHECK_SECONDS, next_wakeup),
+            status=status,
+            conditions=extra,
+        )
+    message = f"{latest.name} is the latest version in Restate ({latest.deployment_id})"
+    for version in rollout.versions:
+        if version is latest or version.phase != VersionPhase.DRAINING:
+            continue
+        kept_for = report.routes(version.deployment_id or "")
+        if kept_for:
+            message += f"; {version.name} stays: it is still the latest deployment of {', '.join(kept_for)}"
+        else:
+            message += f"; draining {version.name}"
+    return Outcome(
+        ready=True, reason="Deployed", message=message, requeue_after=next_wakeup, status=status, conditions=extra
+    )
+
+
+async def _ensure_replica_set(
+    steps: Steps, rsd: Obj, hash_: str, existing: ReplicaSetView | None, replicas: int
+) -> str:
+    """The desired version's ReplicaSet uid. Created once; afterwards only its replicas and the
+    resource's annotations follow the resource: its spec is never applied again, so the pod template
+    stays as created (by us or by upstream), with no pod restart."""
+    if existing is None:
+        created = await steps.apply(build.replica_set(rsd, hash_, replicas=replicas))
+        return str(created["metadata"]["uid"])
+    namespace, name = rsd["metadata"]["namespace"], existing["name"]
+    if existing["replicas"] != replicas:
+        await steps.run(f"scale {name} to {replicas}", scale, steps, namespace, name, replicas)
+    wanted = build.propagated_annotations(rsd)
+    if any(existing["annotations"].get(key) != value for key, value in wanted.items()):
+        await steps.run(f"annotate {name}", propagate_annotations, steps, namespace, name, wanted)
+    return existing["uid"]
+
+
+async def _stable_service(steps: Steps, rsd: Obj, hash_: str) -> dict[str, Any] | None:
+    """Apply `<rsd>` when it is absent or ours. Someone else's Service of that name is left untouched:
+    returns the condition saying so (with a Warning Event the first time)."""
+    meta = rsd["metadata"]
+    if await steps.run(f"check Service {meta['name']}", service_is_ours, steps, rsd):
+        await steps.apply(build.stable_service(rsd, hash_))
+        return None
+    message = (
+        f"Service {meta['namespace']}/{meta['name']} exists and is not controlled by this RestateDeployment, so it "
+        "is left untouched and there is no stable Service selecting the latest version's pods; every version's own "
+        f"Service ({meta['name']}-<hash>) still works. Rename or delete that Service to get one"
+    )
+    if conditions.find((rsd.get("status") or {}).get("conditions"), SERVICE_CONFLICT) is None:
+        await steps.event(rsd, "Warning", "ServiceNotOwned", message, "Reconcile")
+    return {"type": SERVICE_CONFLICT, "status": "True", "reason": "ServiceNotOwned", "message": message}
+
+
+def _serving_hash(rollout: Rollout, fallback: str) -> str:
+    """Until the desired version is latest in Restate, the stable Service keeps selecting the one that is."""
+    serving = next((v for v in rollout.versions[1:] if v.phase == VersionPhase.LATEST), None)
+    return serving.hash if serving else fallback
+
+
+def _status(
+    rsd: Obj,
+    spec: RestateDeploymentSpec,
+    rollout: Rollout,
+    latest: Version,
+    pods: phases.Pods,
+    hash_: str,
+    collisions: int | None,
+) -> dict[str, Any]:
+    status = RestateDeploymentStatus(
+        replicas=pods.current,
+        desired_replicas=spec.replicas,
+        ready_replicas=pods.ready,
+        available_replicas=pods.available,
+        unavailable_replicas=max(0, spec.replicas - pods.available),
+        paused=rollout.paused,
+        versions=[versions.version_status(v) for v in rollout.versions],
+        label_selector=build.label_selector(rsd, hash_),
+        deployment_id=latest.deployment_id,
+        collision_count=collisions,
+    )
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,121 @@
+"""What both modes of a RestateDeployment share: its spec, its rollout memory, and its calls to Restate.
+
+ReplicaSet mode (`replicaset_mode`) and Knative mode (`knative_mode`) differ in the workload they
+create and in what a version waits for; they keep the same rollout memory (`rollout.Rollout`,
+under one state key), decide with the same state machine (`phases`), register, drain and
+deregister through the same journaled calls here, and report versions in the same status shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import restate
+
+from services import errors
+from services.clients.kube import Obj
+from services.clients.restate_admin import RestateAdmin
+from services.models.deployment import RestateDeploymentSpec, VersionPhase, VersionStatus
+from services.reconcilers.engine import rfc3339
+from services.reconcilers.rollout import DRAIN_QUERY, DrainReport, Rollout, Version
+from services.reconcilers.steps import Steps
+
+ROLLOUT = "rollout"
+
+
+def parse_spec(rsd: Obj) -> RestateDeploymentSpec:
+    """The spec as its model reads it (defaults included): the one source of every default."""
+    try:
+        return RestateDeploymentSpec.model_validate(rsd["spec"])
+    except ValueError as exc:
+        raise errors.InvalidSpec(f"spec: {exc}") from exc
+
+
+async def load(ctx: restate.ObjectContext) -> Rollout:
+    return await ctx.get(ROLLOUT, type_hint=Rollout) or Rollout()
+
+
+def save(ctx: restate.ObjectContext, rollout: Rollout) -> None:
+    ctx.set(ROLLOUT, rollout)
+
+
+# --- journaled calls to Restate's admin API (results stay small) ---
+
+
+async def query_drain(admin_url: str) -> list[dict[str, Any]]:
+    async with RestateAdmin(admin_url) as admin:
+        return await admin.query(DRAIN_QUERY)
+
+
+async def register(admin_url: str, uri: str, force: bool, use_http_11: bool | None) -> dict[str, Any]:
+    async with RestateAdmin(admin_url) as admin:
+        registered = await admin.register(uri, force=force, use_http_11=use_http_11)
+    services = registered.get("services") or []
+    return {
+        "id": registered["id"],
+        "services": sorted(s["name"] for s in services),
+        "discovery": fingerprint(services),
+    }
+
+
+async def deregister(admin_url: str, deployment_id: str) -> bool:
+    async with RestateAdmin(admin_url) as admin:
+        return await admin.deregister(deployment_id)
+
+
+async def discover(admin_url: str, uri: str, use_http_11: bool | None) -> str:
+    """A fingerprint of the services and handlers `uri` serves now, from a dry-run registration."""
+    async with RestateAdmin(admin_url) as admin:
+        found = await admin.register(uri, force=True, use_http_11=use_http_11, dry_run=True)
+    return fingerprint(found.get("services") or [])
+
+
+def fingerprint(services: list[dict[str, Any]]) -> str:
+    """Service names, types and handler names: what a re-registration would change."""
+    parts = []
+    for service in sorted(services, key=lambda s: str(s.get("name"))):
+        handlers = ",".join(sorted(str(h.get("name")) for h in service.get("handlers") or []))
+        parts.append(f"{service.get('name')}:{service.get('ty')}:{handlers}")
+    return ";".join(parts)
+
+
+async def drain_report(steps: Steps, admin_url: str) -> DrainReport:
+    return DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin_url))
+
+
+async def register_version(
+    steps: Steps, version: Version, admin_url: str, url: str, *, force: bool, use_http_11: bool | None
+) -> None:
+    """Register `url` for `version` and remember what Restate answered."""
+    registered = await steps.run(f"register {version.name}", register, admin_url, url, force, use_http_11)
+    version.deployment_id, version.services = registered["id"], registered["services"]
+    version.discovery = registered["discovery"]
+    version.registered_at = await steps.ctx.time()
+
+
+def keep(rollout: Rollout, version: Version) -> Version:
+    """Put a version's new memory (a transition's result) in place of its old one."""
+    index = next(i for i, v in enumerate(rollout.versions) if v.hash == version.hash)
+    rollout.versions[index] = version
+    return version
+
+
+def min_of(a: float | None, b: float | None) -> float | None:
+    values = [x for x in (a, b) if x is not None]
+    return min(values) if values else None
+
+
+def version_status(version: Version, *, tag: str | None = None) -> VersionStatus:
+    draining = version.phase in (VersionPhase.DRAINING, VersionPhase.DRAINED)
+    return VersionStatus(
+        name=version.name,
+        tag=tag,
+        hash=version.hash,
+        phase=version.phase,
+        replicas=version.replicas,
+        ready_replicas=version.ready_replicas,
+        deployment_id=version.deployment_id,
+        registered_at=rfc3339(version.registered_at) if version.registered_at else None,
+        draining_since=rfc3339(version.superseded_at) if version.superseded_at and draining else None,
+        active_invocations=version.active_invocations if version.phase == VersionPhase.DRAINING else None,
+    )
