@@ -17,7 +17,6 @@ from devstack.restate_server import private_hosts_argv
 from devstack.stack import Stack
 
 OPERATOR_NAMESPACE = "restate-operator"
-WATCH_KINDS = "RestateCluster,RestateCloudEnvironment,RestateDeployment"
 
 
 @dataclass
@@ -91,7 +90,6 @@ class Operator:
                 "KUBECONFIG": str(self.stack.control_plane.kubeconfig),
                 "RESTATE_INGRESS_URL": self.stack.restate.ingress_url,
                 "PROBES_BIND": f"127.0.0.1:{port}",
-                "WATCH_KINDS": WATCH_KINDS,
                 "RESYNC_SECONDS": "300",
                 "LOG_LEVEL": "DEBUG",
                 **env,
