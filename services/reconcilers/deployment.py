@@ -58,7 +58,10 @@ async def finalize(steps: Steps, rsd: Obj) -> Outcome:
     report = await versions.drain_report(steps, admin)
     meta = rsd["metadata"]
     if spec.deployment_mode == "knative":
-        found = await knative_mode.owned_versions(steps, rsd)
+        try:
+            found = await knative_mode.owned_versions(steps, rsd)
+        except errors.NotFound:
+            found = {}  # Knative Serving is not installed: nothing was created, only what memory knows remains
     else:
         found = await steps.run(
             "list ReplicaSets", replica_set_mode.replica_sets, steps, meta["namespace"], meta["uid"], None

@@ -135,22 +135,20 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     seen = await _observe_desired(steps, rsd, spec, rollout, report, admin, configuration, revision, route)
     desired = phases.next_phase(rollout.versions[0], seen)
     latest = await _act(steps, rsd, spec, rollout, desired, admin, url)
-    routed = latest.deployment_id is not None and latest.phase == VersionPhase.LATEST
-    next_wakeup: float | None = None
-    for version in rollout.versions[1:]:
-        older = phases.Superseded(
-            report=report,
-            now=now,
-            drain_delay=drain_delay,
-            forced=version.hash in rollout.force_drain,
-            desired_routed=routed,
-            autoscaling=False,  # spec.autoscaling is refused in Knative mode (CEL)
-            replicas=0,
-            scales=False,
-        )
-        transition = phases.next_phase(version, older)
-        await _act(steps, rsd, spec, rollout, transition, admin, None)
-        next_wakeup = versions.min_of(next_wakeup, transition.recheck_after)
+
+    async def act(transition: phases.Transition) -> Version:
+        return await _act(steps, rsd, spec, rollout, transition, admin, None)
+
+    next_wakeup = await versions.advance_superseded(
+        rollout,
+        report,
+        act,
+        now=now,
+        drain_delay=drain_delay,
+        autoscaling=lambda _: False,  # spec.autoscaling is refused in Knative mode (CEL)
+        replicas=0,
+        scales=False,  # Knative scales its Revisions itself
+    )
     for version in phases.beyond_history(rollout, spec.revision_history_limit):
         await steps.run(f"delete Configuration {version.name}", delete_configuration, steps, namespace, version.name)
         rollout.versions.remove(version)

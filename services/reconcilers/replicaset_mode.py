@@ -150,21 +150,21 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     seen = await _observe_desired(steps, rsd, spec, rollout, pods, report)
     desired = phases.next_phase(rollout.versions[0], seen)
     latest = await _act(steps, rsd, spec, rollout, desired, admin)
-    routed = latest.deployment_id is not None and latest.phase == VersionPhase.LATEST
-    next_wakeup: float | None = None
-    for version in rollout.versions[1:]:
-        older = phases.Superseded(
-            report=report,
-            now=now,
-            drain_delay=drain_delay,
-            forced=version.hash in rollout.force_drain,
-            desired_routed=routed,
-            autoscaling=build.version_autoscaler(rsd, version.hash) is not None,
-            replicas=spec.replicas,
-        )
-        transition = phases.next_phase(version, older)
-        await _act(steps, rsd, spec, rollout, transition, admin)
-        next_wakeup = versions.min_of(next_wakeup, transition.recheck_after)
+    routed = versions.routed(rollout)
+
+    async def act(transition: phases.Transition) -> Version:
+        return await _act(steps, rsd, spec, rollout, transition, admin)
+
+    next_wakeup = await versions.advance_superseded(
+        rollout,
+        report,
+        act,
+        now=now,
+        drain_delay=drain_delay,
+        autoscaling=lambda version: build.version_autoscaler(rsd, version.hash) is not None,
+        replicas=spec.replicas,
+        scales=True,
+    )
     conflict = await _stable_service(steps, rsd, hash_ if routed else _serving_hash(rollout, hash_))
     for version in phases.beyond_history(rollout, spec.revision_history_limit):
         await steps.run(f"delete {version.name}", delete_version, steps, namespace, version.name)

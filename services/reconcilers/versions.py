@@ -8,6 +8,7 @@ deregister through the same journaled calls here, and report versions in the sam
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import restate
@@ -16,6 +17,7 @@ from services import errors
 from services.clients.kube import Obj
 from services.clients.restate_admin import RestateAdmin
 from services.models.deployment import RestateDeploymentSpec, VersionPhase, VersionStatus
+from services.reconcilers import phases
 from services.reconcilers.engine import rfc3339
 from services.reconcilers.rollout import DRAIN_QUERY, DrainReport, Rollout, Version
 from services.reconcilers.steps import Steps
@@ -119,3 +121,40 @@ def version_status(version: Version, *, tag: str | None = None) -> VersionStatus
         draining_since=rfc3339(version.superseded_at) if version.superseded_at and draining else None,
         active_invocations=version.active_invocations if version.phase == VersionPhase.DRAINING else None,
     )
+
+
+def routed(rollout: Rollout) -> bool:
+    """Restate routes to the desired version (the first), registered this pass or before."""
+    desired = rollout.versions[0]
+    return desired.deployment_id is not None and desired.phase == VersionPhase.LATEST
+
+
+async def advance_superseded(
+    rollout: Rollout,
+    report: DrainReport,
+    act: Callable[[phases.Transition], Awaitable[Version]],
+    *,
+    now: float,
+    drain_delay: float,
+    autoscaling: Callable[[Version], bool],
+    replicas: int,
+    scales: bool,
+) -> float | None:
+    """Advance every version but the desired one, newest first; returns when to look at them again."""
+    next_wakeup: float | None = None
+    desired_routed = routed(rollout)
+    for version in rollout.versions[1:]:
+        seen = phases.Superseded(
+            report=report,
+            now=now,
+            drain_delay=drain_delay,
+            forced=version.hash in rollout.force_drain,
+            desired_routed=desired_routed,
+            autoscaling=autoscaling(version),
+            replicas=replicas,
+            scales=scales,
+        )
+        transition = phases.next_phase(version, seen)
+        await act(transition)
+        next_wakeup = min_of(next_wakeup, transition.recheck_after)
+    return next_wakeup

@@ -11,7 +11,8 @@ import pytest
 
 from devstack import hosts, procs
 from devstack.operator import Operator
-from tests.e2e.test_rollout import NAME, rsd, wait_ready
+from tests.e2e.test_rollout import rsd
+from tests.e2e.versioned import NAME, wait_ready
 from tests.helpers import apply, condition, get
 from tests.integration.test_cluster import cluster, storage_class, wait_for
 

@@ -10,8 +10,6 @@ starts. None relies on what an earlier one left behind; never run them in parall
 from __future__ import annotations
 
 import json
-import urllib.parse
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,12 +20,23 @@ from devstack import procs
 from devstack.images import VERSIONED_IMAGE
 from devstack.operator import Operator
 from devstack.stack import Stack
+from tests.e2e.versioned import (
+    NAME,
+    call,
+    deployments,
+    namespace_for,
+    output,
+    phases,
+    reconciler_url,
+    versions,
+    wait_ready,
+    whoami,
+)
 from tests.helpers import apply, condition, get, sql, step_durable
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
-NAME = "versioned"
 
 
 def rsd(namespace: str, tag: str, stack: Stack, autoscaling: Obj | None = None, **restate: Any) -> Obj:
@@ -58,77 +67,23 @@ def rsd(namespace: str, tag: str, stack: Stack, autoscaling: Obj | None = None, 
     return obj
 
 
-def reconciler_url(stack: Stack, namespace: str, handler: str) -> str:
-    key = urllib.parse.quote(f"{namespace}/{NAME}", safe="")
-    return f"{stack.restate.ingress_url}/DeploymentReconciler/{key}/{handler}"
-
-
-def call(stack: Stack, handler: str, body: Any = None, *, send: bool = False) -> httpx.Response:
-    suffix = "/send" if send else ""
-    return httpx.post(f"{stack.restate.ingress_url}/Versioned/{handler}{suffix}", json=body, timeout=60)
-
-
-def whoami(stack: Stack) -> str:
-    response = call(stack, "whoami")
-    assert response.status_code == 200, response.text
-    answer: str = response.json()
-    return answer
-
-
-def versions(stack: Stack, namespace: str) -> dict[str, Obj]:
-    obj = get(stack, "rsd", NAME, namespace) or {}
-    return {v["name"]: v for v in (obj.get("status") or {}).get("versions") or []}
-
-
-def phases(stack: Stack, namespace: str) -> dict[str, str]:
-    return {name: v["phase"] for name, v in versions(stack, namespace).items()}
-
-
-def wait_ready(stack: Stack, namespace: str, timeout: float = 60) -> Obj:
-    found: dict[str, Obj] = {}
-
-    def ready() -> bool:
-        obj = get(stack, "rsd", NAME, namespace)
-        cond = condition(obj, "Ready")
-        if obj and cond.get("status") == "True" and cond.get("observedGeneration") == obj["metadata"]["generation"]:
-            found["obj"] = obj
-            return True
-        return False
-
-    procs.wait_until("RestateDeployment Ready", ready, timeout=timeout)
-    return found["obj"]
-
-
 def latest_name(obj: Obj) -> str:
     return str(next(v["name"] for v in obj["status"]["versions"] if v["phase"] == "Latest"))
 
 
 def registered_uris(stack: Stack) -> list[str]:
-    deployments = httpx.get(f"{stack.restate.admin_url}/deployments", timeout=30).json()["deployments"]
-    return [d["uri"] for d in deployments]
+    return [d["uri"] for d in deployments(stack).values()]
 
 
 def invocation_done(stack: Stack, invocation: str) -> bool:
-    return (
-        httpx.get(f"{stack.restate.ingress_url}/restate/invocation/{invocation}/output", timeout=30).status_code == 200
-    )
+    return output(stack, invocation) is not None
 
 
 @pytest.fixture
 def ns(operator: Operator) -> Iterator[str]:
     """A namespace for one RestateDeployment, which is deleted (and deregistered) afterwards."""
-    stack = operator.stack
-    name = f"rollout-{uuid.uuid4().hex[:6]}"
-    stack.control_plane.kubectl("create", "namespace", name)
-    yield name
-    stack.control_plane.kubectl("delete", "rsd", NAME, "-n", name, "--ignore-not-found", "--wait=false")
-    for version in versions(stack, name):
-        httpx.post(reconciler_url(stack, name, "forceDrain"), json={"version": version}, timeout=60)
-    procs.wait_until("RestateDeployment deleted", lambda: get(stack, "rsd", NAME, name) is None, timeout=60)
-    for deployment in httpx.get(f"{stack.restate.admin_url}/deployments", timeout=30).json()["deployments"]:
-        if f".{name}.svc." in deployment["uri"]:
-            httpx.delete(f"{stack.restate.admin_url}/deployments/{deployment['id']}", params={"force": "true"})
-    stack.control_plane.kubectl("delete", "namespace", name, "--wait=false")
+    with namespace_for(operator.stack, "rollout") as name:
+        yield name
 
 
 def test_v1_becomes_ready_and_serves(operator: Operator, ns: str) -> None:
@@ -436,7 +391,7 @@ def test_hash_collision_moves_to_the_next_name(operator: Operator, ns: str) -> N
 
 
 def side_whoami(stack: Stack) -> httpx.Response:
-    return httpx.post(f"{stack.restate.ingress_url}/VersionedSide/whoami", json=None, timeout=60)
+    return call(stack, "whoami", service="VersionedSide")
 
 
 def test_superseded_version_stays_while_it_is_the_latest_for_a_service(operator: Operator, ns: str) -> None:
@@ -469,26 +424,6 @@ def test_superseded_version_stays_while_it_is_the_latest_for_a_service(operator:
     assert response.json() == "v1-side"
     message = condition(get(stack, "rsd", NAME, ns), "Ready")["message"]
     assert f"{v1} stays: it is still the latest deployment of VersionedSide" in message
-
-
-def test_knative_mode_is_degraded_and_creates_nothing(operator: Operator, ns: str) -> None:
-    stack = operator.stack
-    obj = rsd(ns, "v1", stack)
-    obj["spec"]["deploymentMode"] = "knative"
-    apply(stack, obj)
-
-    def degraded() -> bool:
-        return condition(get(stack, "rsd", NAME, ns), "Degraded").get("status") == "True"
-
-    procs.wait_until("Degraded", degraded, timeout=60)
-    found = get(stack, "rsd", NAME, ns)
-    cond = condition(found, "Degraded")
-    assert cond["reason"] == "KnativeNotSupported"
-    assert "Knative mode is not supported yet" in cond["message"]
-    assert condition(found, "Ready")["status"] == "False"
-    created = stack.control_plane.kubectl("get", "rs,svc,hpa", "-n", ns, "-o", "name")
-    assert created.strip() == "", f"nothing is created in Knative mode: {created}"
-    assert not any(f".{ns}.svc." in uri for uri in registered_uris(stack))
 
 
 def test_users_service_named_like_the_resource_is_left_alone(operator: Operator, ns: str) -> None:

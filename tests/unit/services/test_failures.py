@@ -18,7 +18,7 @@ PERMANENT = [
     pytest.param(errors.Invalid("bad object"), "InvalidObject", id="invalid"),
     pytest.param(errors.Rejected("META0006", status=400, code="META0006"), "AdminCallRejected", id="rejected"),
     pytest.param(errors.InvalidSpec("spec.x: wrong"), "InvalidSpec", id="invalid-spec"),
-    pytest.param(errors.InvalidSpec("knative", reason="KnativeNotSupported"), "KnativeNotSupported", id="own-reason"),
+    pytest.param(errors.InvalidSpec("ports", reason="InvalidRestateConfig"), "InvalidRestateConfig", id="own-reason"),
 ]
 
 

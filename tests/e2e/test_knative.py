@@ -1,0 +1,272 @@
+"""RestateDeployment in Knative mode, end to end, against the real Knative Serving controller.
+
+What runs for real: Knative Serving's controller (devstack/knative.py) turns our Configuration into
+Revisions, Deployments and pods (kwok; the pod runner runs the SDK process), and our Route into a
+KIngress; restate-server registers and invokes the Route URL. What the stack plays: the autoscaler's
+PodAutoscaler status and the networking layer's KIngress status, and the Route host names mapped
+to the serving Revision's pod (see devstack/knative.py).
+
+The Restate service `Versioned` is shared with tests/e2e/test_rollout.py, so these tests run one
+after another in file order, and each removes its RestateDeployment (and every registration) first.
+The first test starts without Knative installed and installs it midway.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack import procs
+from devstack.images import VERSIONED_IMAGE
+from devstack.operator import Operator
+from devstack.stack import Stack
+from tests.helpers import apply, condition, get, sql
+
+pytestmark = pytest.mark.e2e
+
+Obj = dict[str, Any]
+NAME = "kn"
+
+
+def rsd(namespace: str, stack: Stack, image_tag: str, *, tag: str | None = "v1", port: str = "h2c") -> Obj:
+    return {
+        "apiVersion": "restate.dev/v1beta1",
+        "kind": "RestateDeployment",
+        "metadata": {
+            "name": NAME,
+            "namespace": namespace,
+            "annotations": {"serving.knative.dev/rollout-duration": "0s"},
+        },
+        "spec": {
+            "deploymentMode": "knative",
+            "revisionHistoryLimit": 0,
+            **({"knative": {"tag": tag, "maxScale": 3}} if tag else {}),
+            "template": {
+                "metadata": {"labels": {"app": NAME}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "versioned",
+                            "image": f"{VERSIONED_IMAGE}:{image_tag}",
+                            "ports": [{"name": port, "containerPort": 9080}],
+                        }
+                    ]
+                },
+            },
+            "restate": {"register": {"url": stack.restate.admin_url}, "drainDelaySeconds": 1},
+        },
+    }
+
+
+def reconciler_url(stack: Stack, namespace: str, handler: str) -> str:
+    key = urllib.parse.quote(f"{namespace}/{NAME}", safe="")
+    return f"{stack.restate.ingress_url}/DeploymentReconciler/{key}/{handler}"
+
+
+def call(stack: Stack, service: str, handler: str, body: Any = None, *, send: bool = False) -> httpx.Response:
+    suffix = "/send" if send else ""
+    return httpx.post(f"{stack.restate.ingress_url}/{service}/{handler}{suffix}", json=body, timeout=60)
+
+
+def whoami(stack: Stack, service: str = "Versioned") -> str:
+    response = call(stack, service, "whoami")
+    assert response.status_code == 200, response.text
+    answer: str = response.json()
+    return answer
+
+
+def wait_ready(stack: Stack, namespace: str, timeout: float = 90) -> Obj:
+    found: dict[str, Obj] = {}
+
+    def ready() -> bool:
+        obj = get(stack, "rsd", NAME, namespace)
+        cond = condition(obj, "Ready")
+        if obj and cond.get("status") == "True" and cond.get("observedGeneration") == obj["metadata"]["generation"]:
+            found["obj"] = obj
+            return True
+        return False
+
+    procs.wait_until("RestateDeployment Ready", ready, timeout=timeout)
+    return found["obj"]
+
+
+def phases(stack: Stack, namespace: str) -> dict[str, str]:
+    obj = get(stack, "rsd", NAME, namespace) or {}
+    return {v["name"]: v["phase"] for v in (obj.get("status") or {}).get("versions") or []}
+
+
+def deployments(stack: Stack) -> dict[str, Obj]:
+    listed = httpx.get(f"{stack.restate.admin_url}/deployments", timeout=30).json()["deployments"]
+    return {d["id"]: d for d in listed}
+
+
+def pinned(stack: Stack, invocation: str) -> bool:
+    query = f"SELECT id FROM sys_invocation_status WHERE id = '{invocation}' AND pinned_deployment_id IS NOT NULL"
+    return bool(sql(stack, query))
+
+
+def output(stack: Stack, invocation: str) -> Any:
+    response = httpx.get(f"{stack.restate.ingress_url}/restate/invocation/{invocation}/output", timeout=30)
+    return response.json() if response.status_code == 200 else None
+
+
+@pytest.fixture
+def ns(operator: Operator) -> Iterator[str]:
+    """A namespace for one RestateDeployment, which is deleted (and deregistered) afterwards."""
+    stack = operator.stack
+    name = f"kn-{uuid.uuid4().hex[:6]}"
+    stack.control_plane.kubectl("create", "namespace", name)
+    yield name
+    stack.control_plane.kubectl("delete", "rsd", NAME, "-n", name, "--ignore-not-found", "--wait=false")
+    for version in phases(stack, name):
+        httpx.post(reconciler_url(stack, name, "forceDrain"), json={"version": version}, timeout=60)
+    procs.wait_until("RestateDeployment deleted", lambda: get(stack, "rsd", NAME, name) is None, timeout=90)
+    for deployment in deployments(stack).values():
+        if f".{name}.svc" in deployment["uri"]:
+            httpx.delete(f"{stack.restate.admin_url}/deployments/{deployment['id']}", params={"force": "true"})
+    stack.control_plane.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_without_knative_it_says_what_to_install_and_proceeds_once_installed(
+    operator: Operator, ns: str, request: pytest.FixtureRequest
+) -> None:
+    stack = operator.stack
+    crd = stack.control_plane.kubectl_result("get", "crd", "configurations.serving.knative.dev")
+    if crd.returncode == 0:
+        pytest.skip("Knative Serving was installed before this test; it checks the operator without it first")
+    apply(stack, rsd(ns, stack, "v1"))
+
+    def not_installed() -> bool:
+        return condition(get(stack, "rsd", NAME, ns), "Ready").get("reason") == "KnativeNotInstalled"
+
+    procs.wait_until("KnativeNotInstalled", not_installed, timeout=60)
+    message = condition(get(stack, "rsd", NAME, ns), "Ready")["message"]
+    assert "install Knative Serving" in message
+    assert "nothing was created" in message
+
+    request.getfixturevalue("knative")  # installs the CRDs and starts the controller; the operator keeps running
+    obj = wait_ready(stack, ns, timeout=150)
+    assert obj["status"]["knative"]["configurationName"] == f"{NAME}-v1"
+    assert whoami(stack) == "v1"
+
+
+def test_v1_registers_its_route_url_and_serves(operator: Operator, knative: object, ns: str) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, stack, "v1"))
+    obj = wait_ready(stack, ns)
+    status = obj["status"]
+    url = f"http://{NAME}-v1.{ns}.svc.cluster.local"
+    assert status["knative"] == {
+        "configurationName": f"{NAME}-v1",
+        "routeName": f"{NAME}-v1",
+        "url": url,
+        "latestRevision": f"{NAME}-v1-00001",
+    }
+    (version,) = status["versions"]
+    assert (version["name"], version["tag"], version["phase"]) == (f"{NAME}-v1", "v1", "Latest")
+    assert deployments(stack)[status["deploymentId"]]["uri"] in (url, f"{url}/")
+    assert whoami(stack) == "v1"
+    assert (status["desiredReplicas"], status["readyReplicas"]) == (1, 1)
+
+    configuration = get(stack, "configurations.serving.knative.dev", f"{NAME}-v1", ns)
+    assert configuration is not None
+    annotations = configuration["metadata"]["annotations"]
+    assert annotations["restate.dev/deployment-id"] == status["deploymentId"]
+    assert annotations["restate.dev/tag"] == "v1"
+    assert "serving.knative.dev/rollout-duration" not in annotations, "a Route setting, kept off the Configuration"
+    template = configuration["spec"]["template"]["metadata"]["annotations"]
+    assert (template["autoscaling.knative.dev/min-scale"], template["autoscaling.knative.dev/max-scale"]) == ("0", "3")
+    route = get(stack, "routes.serving.knative.dev", f"{NAME}-v1", ns)
+    assert route is not None
+    assert route["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
+    assert route["metadata"]["ownerReferences"][0]["kind"] == "Configuration"
+    assert route["metadata"]["annotations"]["serving.knative.dev/rollout-duration"] == "0s"
+
+
+def test_v2_under_a_new_tag_rolls_out_while_v1_drains_then_v1_is_deleted(
+    operator: Operator, knative: object, ns: str
+) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, stack, "v1"))
+    v1_id = wait_ready(stack, ns)["status"]["deploymentId"]
+    held = call(stack, "Versioned", "hold", 8, send=True).json()["invocationId"]
+    procs.wait_until("the long invocation runs on v1", lambda: pinned(stack, held), timeout=30)
+
+    apply(stack, rsd(ns, stack, "v2", tag="v2"))
+    obj = wait_ready(stack, ns)
+    assert obj["status"]["deploymentId"] != v1_id
+    assert whoami(stack) == "v2"
+    procs.wait_until("v1 Draining", lambda: phases(stack, ns).get(f"{NAME}-v1") == "Draining", timeout=30)
+    assert v1_id in deployments(stack), "a draining tag stays registered"
+    assert get(stack, "configurations.serving.knative.dev", f"{NAME}-v1", ns) is not None
+
+    procs.wait_until("the long invocation finished", lambda: output(stack, held) is not None, timeout=60)
+    assert output(stack, held) == "started on v1, finished on v1", "nothing lost: v1 served it to the end"
+    procs.wait_until("v1 deregistered", lambda: v1_id not in deployments(stack), timeout=60)
+    procs.wait_until(
+        "v1's Configuration deleted (revisionHistoryLimit 0)",
+        lambda: get(stack, "configurations.serving.knative.dev", f"{NAME}-v1", ns) is None,
+        timeout=90,
+    )
+    assert whoami(stack) == "v2"
+    assert list(phases(stack, ns)) == [f"{NAME}-v2"]
+
+
+def test_an_in_place_update_keeps_the_tag_and_re_registers_only_when_services_change(
+    operator: Operator, knative: object, ns: str
+) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, stack, "v1"))
+    first = wait_ready(stack, ns)
+    deployment_id = first["status"]["deploymentId"]
+    config_name = f"{NAME}-v1"
+
+    def registered_at() -> str:
+        configuration = get(stack, "configurations.serving.knative.dev", config_name, ns) or {}
+        return str(configuration["metadata"]["annotations"]["restate.dev/registered-at"])
+
+    # The same services: a new Revision, the same registration.
+    before = registered_at()
+    apply(stack, rsd(ns, stack, "v2"))
+    procs.wait_until("Revision 2 serves", lambda: whoami(stack) == "v2", timeout=90)
+    obj = wait_ready(stack, ns)
+    assert obj["status"]["knative"]["latestRevision"] == f"{config_name}-00002"
+    assert obj["status"]["deploymentId"] == deployment_id
+    assert registered_at() == before, "same services: not registered again"
+
+    # Another service appears: registered again, in place (same id), so Restate knows it (upstream: never).
+    apply(stack, rsd(ns, stack, "v1-side"))
+    procs.wait_until(
+        "VersionedSide is known to Restate", lambda: call(stack, "VersionedSide", "whoami").is_success, timeout=90
+    )
+    assert whoami(stack, "VersionedSide") == "v1-side"
+    obj = wait_ready(stack, ns)
+    assert obj["status"]["deploymentId"] == deployment_id
+    services = {s["name"] for s in deployments(stack)[deployment_id]["services"]}
+    assert services == {"Versioned", "VersionedSide"}
+
+
+def test_a_port_knative_cannot_route_is_degraded_with_nothing_created(
+    operator: Operator, knative: object, ns: str
+) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, stack, "v1", port="restate"))
+
+    def degraded() -> bool:
+        return condition(get(stack, "rsd", NAME, ns), "Degraded").get("status") == "True"
+
+    procs.wait_until("Degraded", degraded, timeout=60)
+    cond = condition(get(stack, "rsd", NAME, ns), "Degraded")
+    assert cond["reason"] == "InvalidRestateConfig"
+    assert "no port is named h2c… or http1… (found 'restate')" in cond["message"]
+    listed = stack.control_plane.kubectl("get", "configurations.serving.knative.dev", "-n", ns, "-o", "name")
+    assert listed.strip() == "", "nothing is created for an invalid template"
+    # Nothing is lost: fixing the port converges the same resource.
+    apply(stack, rsd(ns, stack, "v1"))
+    wait_ready(stack, ns)
+    assert whoami(stack) == "v1"
