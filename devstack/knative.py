@@ -50,6 +50,7 @@ LOAD_BALANCER = f"knative-data-plane.{NAMESPACE}.svc.cluster.local"
 # One Lease per reconciler registered in knative/main.go; all held means the controller is up.
 RECONCILER_LEASES = 9
 REVISION_LABEL = "serving.knative.dev/revision"
+GC_PROBE = "devstack-gc-probe"
 PA = ("autoscaling.internal.knative.dev", "v1alpha1", "podautoscalers")
 KINGRESS = ("networking.internal.knative.dev", "v1alpha1", "ingresses")
 
@@ -528,6 +529,47 @@ class Knative:
             work / "logs" / "knative-data-plane.log",
         )
         self.data_plane.start()
+        self._start_gc_probe()
+
+    def _start_gc_probe(self) -> None:
+        """An Image owned by a ConfigMap that is deleted at once: it goes when the garbage collector knows the CRDs.
+
+        kube-controller-manager rediscovers resources every 30 s; until then deleting a Configuration
+        leaves its Revisions (and their Deployments and pods) behind. Tests that rely on the cascade
+        call `wait_for_garbage_collector()`; starting the probe here lets it run meanwhile.
+        """
+        cp = self.stack.control_plane
+        owner = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": GC_PROBE, "namespace": NAMESPACE}}
+        created = json.loads(cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(owner)))
+        reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": GC_PROBE, "uid": created["metadata"]["uid"]}
+        dependent = {
+            "apiVersion": "caching.internal.knative.dev/v1alpha1",
+            "kind": "Image",
+            "metadata": {"name": GC_PROBE, "namespace": NAMESPACE, "ownerReferences": [reference]},
+            "spec": {"image": QUEUE_SIDECAR_IMAGE},
+        }
+        cp.kubectl("create", "-f", "-", input=json.dumps(dependent))
+        cp.kubectl("delete", "configmap", GC_PROBE, "-n", NAMESPACE, "--wait=false")
+
+    def wait_for_garbage_collector(self, timeout: float = 60) -> None:
+        """Return once deleting a Knative object cascades to what it owns (see `_start_gc_probe`)."""
+        procs.wait_until(
+            "the garbage collector to know Knative's CRDs",
+            lambda: (
+                not self.stack.control_plane.kubectl(
+                    "get",
+                    "images.caching.internal.knative.dev",
+                    GC_PROBE,
+                    "-n",
+                    NAMESPACE,
+                    "-o",
+                    "name",
+                    "--ignore-not-found",
+                ).strip()
+            ),
+            timeout=timeout,
+            interval=0.5,
+        )
 
     def _held_leases(self) -> int:
         leases = json.loads(self.stack.control_plane.kubectl("get", "leases", "-n", NAMESPACE, "-o", "json"))["items"]

@@ -6,6 +6,7 @@ PodAutoscaler and KIngress statuses and the Route host's mapping are played (dev
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -134,3 +135,27 @@ async def test_configuration_and_route_reach_the_sdk_and_follow_a_new_revision(
         finally:
             for deployment_id in deployments:
                 await http.delete(f"{stack.restate.admin_url}/deployments/{deployment_id}", params={"force": "true"})
+
+
+async def test_deleting_a_configuration_cascades_to_its_revisions_deployments_and_pods(
+    knative: Knative, kube_api: client.ApiClient, namespace: str
+) -> None:
+    custom, apps = client.CustomObjectsApi(kube_api), client.AppsV1Api(kube_api)
+    core = client.CoreV1Api(kube_api)
+    await asyncio.to_thread(knative.wait_for_garbage_collector)
+    await custom.create_namespaced_custom_object(*SERVING, namespace, "configurations", configuration("doomed", "v1"))
+
+    async def revision_ready() -> bool:
+        revision = await custom.get_namespaced_custom_object(*SERVING, namespace, "revisions", "doomed-00001")
+        return ready(revision)
+
+    await procs.wait_until_async("Revision doomed-00001 Ready", revision_ready, timeout=60)
+    await custom.delete_namespaced_custom_object(*SERVING, namespace, "configurations", "doomed")
+
+    async def all_gone() -> bool:
+        revisions = await custom.list_namespaced_custom_object(*SERVING, namespace, "revisions")
+        deployments = await apps.list_namespaced_deployment(namespace)
+        pods = await core.list_namespaced_pod(namespace)
+        return not revisions["items"] and not deployments.items and not pods.items
+
+    await procs.wait_until_async("the Revision, its Deployment and pods deleted", all_gone, timeout=60)
