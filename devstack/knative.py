@@ -15,9 +15,9 @@ played by `DataPlane`, a thread in this process:
   that the pod runner runs, and port 80 there forwards to the SDK's port. So a Route's URL reaches
   the revision's process from restate-server, and follows the Route when it moves to a new revision.
 
-Not played: the activator (no scale from zero), the webhook (no defaulting or validation beyond
-the CRD schemas; PodAutoscalers get no class annotation) and real traffic splitting (a host maps to
-its biggest split's revision).
+Not played: the activator (no scale from zero), the webhook (no validation beyond the CRD schemas,
+no defaulting but what the controller applies itself; PodAutoscalers get no class annotation) and
+weighted traffic splitting (a host maps to its biggest split's revision).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +51,6 @@ LOAD_BALANCER = f"knative-data-plane.{NAMESPACE}.svc.cluster.local"
 # One Lease per reconciler registered in knative/main.go; all held means the controller is up.
 RECONCILER_LEASES = 9
 REVISION_LABEL = "serving.knative.dev/revision"
-GC_PROBE = "devstack-gc-probe"
 PA = ("autoscaling.internal.knative.dev", "v1alpha1", "podautoscalers")
 KINGRESS = ("networking.internal.knative.dev", "v1alpha1", "ingresses")
 
@@ -479,6 +479,7 @@ class Knative:
     controller: procs.Process | None = None
     data_plane: DataPlane | None = None
     dir: Path = field(init=False)
+    gc_probe: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.dir = tools.knative_dir()
@@ -499,6 +500,7 @@ class Knative:
         cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(self.dir / "config"))
         for name, data in config_overrides().items():
             cp.kubectl("patch", "configmap", name, "-n", NAMESPACE, "--type=merge", "-p", json.dumps({"data": data}))
+        started = datetime.now(UTC)
         self.controller = procs.start(
             "knative-controller",
             [self.dir / "controller", "--kubeconfig", cp.kubeconfig],
@@ -517,7 +519,7 @@ class Knative:
         )
         procs.wait_until(
             f"the Knative controller to hold its {RECONCILER_LEASES} Leases",
-            lambda: self._held_leases() >= RECONCILER_LEASES,
+            lambda: self._held_leases(since=started) >= RECONCILER_LEASES,
             timeout=60,
             interval=0.2,
             process=self.controller,
@@ -539,27 +541,30 @@ class Knative:
         call `wait_for_garbage_collector()`; starting the probe here lets it run meanwhile.
         """
         cp = self.stack.control_plane
-        owner = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": GC_PROBE, "namespace": NAMESPACE}}
+        self.gc_probe = f"devstack-gc-probe-{uuid.uuid4().hex[:8]}"
+        owner = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": self.gc_probe, "namespace": NAMESPACE}}
         created = json.loads(cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(owner)))
-        reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": GC_PROBE, "uid": created["metadata"]["uid"]}
+        reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": self.gc_probe, "uid": created["metadata"]["uid"]}
         dependent = {
             "apiVersion": "caching.internal.knative.dev/v1alpha1",
             "kind": "Image",
-            "metadata": {"name": GC_PROBE, "namespace": NAMESPACE, "ownerReferences": [reference]},
+            "metadata": {"name": self.gc_probe, "namespace": NAMESPACE, "ownerReferences": [reference]},
             "spec": {"image": QUEUE_SIDECAR_IMAGE},
         }
         cp.kubectl("create", "-f", "-", input=json.dumps(dependent))
-        cp.kubectl("delete", "configmap", GC_PROBE, "-n", NAMESPACE, "--wait=false")
+        cp.kubectl("delete", "configmap", self.gc_probe, "-n", NAMESPACE, "--wait=false")
 
     def wait_for_garbage_collector(self, timeout: float = 60) -> None:
         """Return once deleting a Knative object cascades to what it owns (see `_start_gc_probe`)."""
+        if not self.gc_probe:
+            raise RuntimeError("Knative.start() first")
         procs.wait_until(
             "the garbage collector to know Knative's CRDs",
             lambda: (
                 not self.stack.control_plane.kubectl(
                     "get",
                     "images.caching.internal.knative.dev",
-                    GC_PROBE,
+                    self.gc_probe,
                     "-n",
                     NAMESPACE,
                     "-o",
@@ -571,9 +576,17 @@ class Knative:
             interval=0.5,
         )
 
-    def _held_leases(self) -> int:
+    def _held_leases(self, since: datetime) -> int:
+        """Leases renewed since `since`: a controller killed before may still be named their holder."""
         leases = json.loads(self.stack.control_plane.kubectl("get", "leases", "-n", NAMESPACE, "-o", "json"))["items"]
-        return sum(1 for lease in leases if (lease.get("spec") or {}).get("holderIdentity"))
+        specs = [lease.get("spec") or {} for lease in leases]
+        return sum(
+            1
+            for spec in specs
+            if spec.get("holderIdentity")
+            and spec.get("renewTime")
+            and datetime.fromisoformat(spec["renewTime"]) >= since.replace(microsecond=0)
+        )
 
     def dead(self) -> list[str]:
         """Parts that have stopped (a healthy Knative returns [])."""
@@ -588,9 +601,11 @@ class Knative:
 
     def stop(self) -> None:
         """The data plane first (it unmaps its hosts), then the controller: SIGTERM, which releases its Leases."""
-        if self.data_plane is not None:
-            self.data_plane.stop()
-            self.data_plane = None
-        if self.controller is not None:
-            self.controller.stop(timeout=15)
-            self.controller = None
+        try:
+            if self.data_plane is not None:
+                self.data_plane.stop()
+                self.data_plane = None
+        finally:
+            if self.controller is not None:
+                self.controller.stop(timeout=15)
+                self.controller = None
