@@ -1,6 +1,7 @@
 """`make dev` / `make dev-down`: the local stack as a background process a newcomer can play with.
 
     python -m devstack up     # start (idempotent), wait until ready, print what to try
+    python -m devstack up --knative  # the same, plus Knative Serving (devstack/knative.py)
     python -m devstack down   # stop everything `up` started; leaves no process behind
     python -m devstack serve  # the foreground supervisor `up` runs in the background
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from devstack import procs, tools
 from devstack.chart import NAMESPACE, RELEASE, ChartInstall
+from devstack.knative import Knative
 from devstack.stack import Stack
 
 # Overridable so tests can run a second stack without touching a developer's `make dev`.
@@ -41,16 +43,19 @@ def render_env(env: dict[str, str], path_entries: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def serve() -> None:
-    """Start the stack, publish `.dev/env`, and hold everything up until SIGTERM or SIGINT."""
+def serve(knative: bool = False) -> None:
+    """Start the stack (and Knative), publish `.dev/env`, and hold everything up until SIGTERM or SIGINT."""
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     shutil.rmtree(DEV / "stack", ignore_errors=True)  # every `make dev` starts from a clean cluster
     stack = Stack(DEV / "stack", standalone_restate=False)
     release = ChartInstall(stack)
+    serving = Knative(stack) if knative else None
     try:
         stack.start()
+        if serving is not None:  # before the operator, so it finds Knative's CRDs from its start
+            serving.start()
         # Exactly what a user runs: the chart brings the CRDs, the bootstrap Restate and the operator.
         release.install()
         stack.control_plane.kubectl("apply", "-f", str(EXAMPLE))
@@ -58,12 +63,14 @@ def serve() -> None:
         ENV_FILE.write_text(render_env(env, tools.bin_path_entries()))
         print("stack ready", flush=True)
         while not stopping.wait(1.0):
-            dead = stack.control_plane.dead()
+            dead = stack.control_plane.dead() + (serving.dead() if serving is not None else [])
             if dead:
                 print(f"components exited: {', '.join(dead)}; stopping", flush=True)
                 break
     finally:
         ENV_FILE.unlink(missing_ok=True)
+        if serving is not None:
+            serving.stop()
         stack.stop()
         PID_FILE.unlink(missing_ok=True)
         print("stack stopped", flush=True)
@@ -78,15 +85,24 @@ def _running_pid() -> int | None:
     return pid
 
 
-def up() -> int:
+KNATIVE_HINT = """
+  # Knative Serving (--knative): the real controller; Revisions' pods run here, Route URLs answer on port 80:
+  kubectl get configurations,revisions,routes -A
+  restate deployments register --yes http://<route>.<namespace>.svc.cluster.local
+"""
+
+
+def up(knative: bool = False) -> int:
     if _running_pid() is None:
         tools.control_plane_bin_dir()
         tools.require_restate()
+        if knative:
+            tools.knative_dir()
         DEV.mkdir(exist_ok=True)
         ENV_FILE.unlink(missing_ok=True)
         with LOG_FILE.open("ab") as log:
             supervisor = subprocess.Popen(
-                [sys.executable, "-m", "devstack", "serve"],
+                [sys.executable, "-m", "devstack", "serve", *(["--knative"] if knative else [])],
                 cwd=tools.REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -121,6 +137,7 @@ Try:
   restate deployments register --yes http://hello.hello.svc.cluster.local:9080
   curl -s "$RESTATE_INGRESS_URL/Greeter/greet" -H 'content-type: application/json' -d '"newcomer"'
 
+{KNATIVE_HINT if knative else ""}
   make dev-down                                      # stops everything
 """)
     return 0
@@ -144,8 +161,9 @@ def down() -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "serve"])
-    command = parser.parse_args().command
-    if command == "serve":
-        serve()
+    parser.add_argument("--knative", action="store_true", help="also run Knative Serving (up and serve)")
+    args = parser.parse_args()
+    if args.command == "serve":
+        serve(args.knative)
     else:
-        sys.exit(up() if command == "up" else down())
+        sys.exit(up(args.knative) if args.command == "up" else down())

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client, config
 
+from devstack.knative import Knative
 from devstack.operator import Operator
 from devstack.stack import Stack
 
@@ -59,6 +60,20 @@ def operator(stack: Stack) -> Iterator[Operator]:
         yield op
     finally:
         op.stop()
+
+
+@pytest.fixture(scope="session")
+def knative(stack: Stack) -> Iterator[Knative]:
+    """The real Knative Serving controller on the stack, its data plane played (devstack/knative.py).
+
+    Only the sessions that ask for it install its CRDs and run it; it stops before the stack does.
+    """
+    kn = Knative(stack)
+    try:
+        kn.start()
+        yield kn
+    finally:
+        kn.stop()
 
 
 @pytest.fixture(scope="session")

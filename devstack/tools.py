@@ -1,7 +1,8 @@
 """Where the stack's binaries live, and how they get there.
 
 The Kubernetes binaries are built from Go modules into a cache outside the repo, keyed by
-version (`build-control-plane.sh`); restate-server and the restate CLI come from their npm
+version (`build-control-plane.sh`), and so is the Knative Serving controller with its CRDs and
+ConfigMaps (`build-knative.sh`, from `knative/`); restate-server and the restate CLI come from their npm
 packages, pinned, in the git-ignored `.tools/`. `python -m devstack.tools` installs whatever is
 missing and prints where everything is; the fixtures only locate, and fail with the command to run.
 """
@@ -17,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESTATE_VERSION = "1.7.12"
 NPM_PREFIX = REPO / ".tools" / "npm"
 BUILD_SCRIPT = Path(__file__).resolve().with_name("build-control-plane.sh")
+KNATIVE_BUILD_SCRIPT = Path(__file__).resolve().with_name("build-knative.sh")
 K8S_BINARIES = (
     "etcd",
     "kube-apiserver",
@@ -86,6 +88,21 @@ def control_plane_bin_dir() -> Path:
     return path
 
 
+def ensure_knative() -> Path:
+    """Build (or find cached) the Knative Serving controller, CRDs and ConfigMaps; returns their directory."""
+    out = subprocess.run(["bash", str(KNATIVE_BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def knative_dir() -> Path:
+    """The cached Knative Serving build, without building; MissingTool when absent or built from older source."""
+    out = subprocess.run(["bash", str(KNATIVE_BUILD_SCRIPT), "--check"], stdout=subprocess.PIPE, text=True, check=False)
+    path = Path(out.stdout.strip())
+    if out.returncode != 0:
+        raise MissingTool(f"no current Knative Serving controller in {path}: run `make tools` (builds it once)")
+    return path
+
+
 def require_restate() -> None:
     if _installed_restate_version() != RESTATE_VERSION:
         raise MissingTool(f"restate {RESTATE_VERSION} is not in {NPM_PREFIX}: run `make tools`")
@@ -99,6 +116,8 @@ def bin_path_entries() -> list[Path]:
 if __name__ == "__main__":
     ensure_restate()
     k8s = ensure_control_plane()
+    knative = ensure_knative()
     print(f"kubernetes binaries: {k8s}")
+    print(f"knative serving:     {knative}")
     print(f"restate-server:      {restate_server_bin()}")
     print(f"restate CLI:         {restate_cli_bin()}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from devstack import hosts
+from devstack import hosts, images
 from devstack.pod_runner import host_entries, plan_pod
 
 TABLE = {"img/hello:1": ["python", "-m", "hello"]}
@@ -121,6 +121,28 @@ def test_restate_images_run_restate_server_with_their_config_map() -> None:
     assert plan.argv[0].endswith("restate-server")
 
 
+def test_knative_revision_pod_runs_its_user_container_and_ignores_queue_proxy() -> None:
+    """Knative's Deployment puts the user container first, renames its port and passes PORT; queue-proxy follows."""
+    candidate = pod("svc-00001-deployment-abc", image=f"{images.VERSIONED_IMAGE}:v1", ports=[9080])
+    user = candidate["spec"]["containers"][0]
+    user["name"] = "user-container"
+    user["ports"] = [{"name": "user-port", "container_port": 9080}]
+    user["env"] = [{"name": "PORT", "value": "9080"}, {"name": "K_REVISION", "value": "svc-00001"}]
+    queue = {
+        "name": "queue-proxy",
+        "image": "restate-operator.local/knative/queue-proxy:v0.42.2",
+        "ports": [{"name": "http-queueadm", "container_port": 8022}, {"name": "queue-port", "container_port": 8012}],
+        "env": [{"name": "USER_PORT", "value": "9080"}],
+    }
+    for containers in ([user, queue], [queue, user]):
+        candidate["spec"]["containers"] = containers
+        plan = plan_pod(candidate, images.IMAGES, images.RESTATE_IMAGES)
+        assert plan is not None
+        assert plan.container["name"] == "user-container"
+        assert plan.argv[-3:] == ["examples.versioned", "--version", "v1"]
+        assert (plan.port, plan.env["PORT"]) == (9080, "9080")
+
+
 def test_hosts_file_is_rewritten_in_place_and_keeps_the_base(tmp_path) -> None:
     path = tmp_path / "hosts"
     path.write_text("127.0.0.1 localhost\n")
@@ -139,3 +161,19 @@ def test_managed_entries_read_back_what_was_written(tmp_path) -> None:
     assert hosts.entries(path) == {}
     hosts.write_in_place(path, {"a.ns": "127.9.0.1"})
     assert hosts.entries(path) == {"a.ns": "127.9.0.1"}
+
+
+def test_each_writer_replaces_only_its_own_section_of_the_hosts_file(tmp_path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("127.0.0.1 localhost\n")
+    hosts.write_in_place(path, {"svc.ns.svc.cluster.local": "127.9.0.1"})
+    assert hosts.write_in_place(path, {"route.ns.svc.cluster.local": "127.9.0.2"}, owner="knative data plane")
+    assert hosts.write_in_place(path, {"svc.ns.svc.cluster.local": "127.9.0.3"})  # the pod runner again
+    assert hosts.entries(path, owner="knative data plane") == {"route.ns.svc.cluster.local": "127.9.0.2"}
+    assert hosts.entries(path) == {"svc.ns.svc.cluster.local": "127.9.0.3", "route.ns.svc.cluster.local": "127.9.0.2"}
+    assert path.read_text() == (
+        f"127.0.0.1 localhost\n{hosts.MARKER}\n127.9.0.3\tsvc.ns.svc.cluster.local\n"
+        f"{hosts.marker('knative data plane')}\n127.9.0.2\troute.ns.svc.cluster.local\n"
+    )
+    assert hosts.write_in_place(path, {}, owner="knative data plane")
+    assert hosts.entries(path) == {"svc.ns.svc.cluster.local": "127.9.0.3"}
