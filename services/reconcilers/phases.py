@@ -235,18 +235,23 @@ def knative_gate(
         return Blocked("RevisionNotFound", f"Revision {latest} of Configuration {name} was not found", 1.0)
     ready = knative.condition(revision, "Ready")
     if ready is None or ready.get("status") != "True":
-        why = f"{ready.get('reason')}: {ready.get('message')}" if ready else "it reports no conditions yet"
+        why = _why(ready) if ready else "it reports no conditions yet"
         return Blocked("RevisionNotReady", f"Revision {latest} is not ready ({why})", 5.0)
     route_status = route.get("status") or {}
     route_ready = knative.condition(route, "Ready")
     if route_ready is not None and route_ready.get("status") != "True":
-        why = f"{route_ready.get('reason')}: {route_ready.get('message')}"
-        return Blocked("RouteNotReady", f"Route {name} is not ready ({why})", 5.0)
+        return Blocked("RouteNotReady", f"Route {name} is not ready ({_why(route_ready)})", 5.0)
     if not any(t.get("revisionName") == latest for t in route_status.get("traffic") or []):
         return Blocked("TrafficNotRolledOut", f"Route {name} does not send traffic to Revision {latest} yet", 2.0)
     if not route_status.get("url"):
         return Blocked("RouteURLNotReady", f"Route {name} has no URL yet", 5.0)
     return None
+
+
+def _why(condition: dict[str, Any]) -> str:
+    """A Knative condition's own explanation: `Reason: message`, whichever it gives."""
+    parts = [str(condition[key]) for key in ("reason", "message") if condition.get(key)]
+    return ": ".join(parts) or f"{condition.get('type')} is {condition.get('status')}"
 
 
 def _superseded(version: Version, seen: Superseded) -> Transition:

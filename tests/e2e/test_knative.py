@@ -13,24 +13,22 @@ The first test starts without Knative installed and installs it midway.
 
 from __future__ import annotations
 
-import urllib.parse
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from devstack import procs
 from devstack.images import VERSIONED_IMAGE
+from devstack.knative import Knative
 from devstack.operator import Operator
 from devstack.stack import Stack
+from tests.e2e.versioned import NAME, call, deployments, namespace_for, output, phases, wait_ready, whoami
 from tests.helpers import apply, condition, get, sql
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
-NAME = "kn"
 
 
 def rsd(namespace: str, stack: Stack, image_tag: str, *, tag: str | None = "v1", port: str = "h2c") -> Obj:
@@ -63,73 +61,16 @@ def rsd(namespace: str, stack: Stack, image_tag: str, *, tag: str | None = "v1",
     }
 
 
-def reconciler_url(stack: Stack, namespace: str, handler: str) -> str:
-    key = urllib.parse.quote(f"{namespace}/{NAME}", safe="")
-    return f"{stack.restate.ingress_url}/DeploymentReconciler/{key}/{handler}"
-
-
-def call(stack: Stack, service: str, handler: str, body: Any = None, *, send: bool = False) -> httpx.Response:
-    suffix = "/send" if send else ""
-    return httpx.post(f"{stack.restate.ingress_url}/{service}/{handler}{suffix}", json=body, timeout=60)
-
-
-def whoami(stack: Stack, service: str = "Versioned") -> str:
-    response = call(stack, service, "whoami")
-    assert response.status_code == 200, response.text
-    answer: str = response.json()
-    return answer
-
-
-def wait_ready(stack: Stack, namespace: str, timeout: float = 90) -> Obj:
-    found: dict[str, Obj] = {}
-
-    def ready() -> bool:
-        obj = get(stack, "rsd", NAME, namespace)
-        cond = condition(obj, "Ready")
-        if obj and cond.get("status") == "True" and cond.get("observedGeneration") == obj["metadata"]["generation"]:
-            found["obj"] = obj
-            return True
-        return False
-
-    procs.wait_until("RestateDeployment Ready", ready, timeout=timeout)
-    return found["obj"]
-
-
-def phases(stack: Stack, namespace: str) -> dict[str, str]:
-    obj = get(stack, "rsd", NAME, namespace) or {}
-    return {v["name"]: v["phase"] for v in (obj.get("status") or {}).get("versions") or []}
-
-
-def deployments(stack: Stack) -> dict[str, Obj]:
-    listed = httpx.get(f"{stack.restate.admin_url}/deployments", timeout=30).json()["deployments"]
-    return {d["id"]: d for d in listed}
-
-
 def pinned(stack: Stack, invocation: str) -> bool:
     query = f"SELECT id FROM sys_invocation_status WHERE id = '{invocation}' AND pinned_deployment_id IS NOT NULL"
     return bool(sql(stack, query))
 
 
-def output(stack: Stack, invocation: str) -> Any:
-    response = httpx.get(f"{stack.restate.ingress_url}/restate/invocation/{invocation}/output", timeout=30)
-    return response.json() if response.status_code == 200 else None
-
-
 @pytest.fixture
 def ns(operator: Operator) -> Iterator[str]:
     """A namespace for one RestateDeployment, which is deleted (and deregistered) afterwards."""
-    stack = operator.stack
-    name = f"kn-{uuid.uuid4().hex[:6]}"
-    stack.control_plane.kubectl("create", "namespace", name)
-    yield name
-    stack.control_plane.kubectl("delete", "rsd", NAME, "-n", name, "--ignore-not-found", "--wait=false")
-    for version in phases(stack, name):
-        httpx.post(reconciler_url(stack, name, "forceDrain"), json={"version": version}, timeout=60)
-    procs.wait_until("RestateDeployment deleted", lambda: get(stack, "rsd", NAME, name) is None, timeout=90)
-    for deployment in deployments(stack).values():
-        if f".{name}.svc" in deployment["uri"]:
-            httpx.delete(f"{stack.restate.admin_url}/deployments/{deployment['id']}", params={"force": "true"})
-    stack.control_plane.kubectl("delete", "namespace", name, "--wait=false")
+    with namespace_for(operator.stack, "kn", timeout=90) as name:
+        yield name
 
 
 def test_without_knative_it_says_what_to_install_and_proceeds_once_installed(
@@ -155,7 +96,7 @@ def test_without_knative_it_says_what_to_install_and_proceeds_once_installed(
     assert whoami(stack) == "v1"
 
 
-def test_v1_registers_its_route_url_and_serves(operator: Operator, knative: object, ns: str) -> None:
+def test_v1_registers_its_route_url_and_serves(operator: Operator, knative: Knative, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, stack, "v1"))
     obj = wait_ready(stack, ns)
@@ -189,12 +130,12 @@ def test_v1_registers_its_route_url_and_serves(operator: Operator, knative: obje
 
 
 def test_v2_under_a_new_tag_rolls_out_while_v1_drains_then_v1_is_deleted(
-    operator: Operator, knative: object, ns: str
+    operator: Operator, knative: Knative, ns: str
 ) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, stack, "v1"))
     v1_id = wait_ready(stack, ns)["status"]["deploymentId"]
-    held = call(stack, "Versioned", "hold", 8, send=True).json()["invocationId"]
+    held = call(stack, "hold", 8, send=True).json()["invocationId"]
     procs.wait_until("the long invocation runs on v1", lambda: pinned(stack, held), timeout=30)
 
     apply(stack, rsd(ns, stack, "v2", tag="v2"))
@@ -208,6 +149,7 @@ def test_v2_under_a_new_tag_rolls_out_while_v1_drains_then_v1_is_deleted(
     procs.wait_until("the long invocation finished", lambda: output(stack, held) is not None, timeout=60)
     assert output(stack, held) == "started on v1, finished on v1", "nothing lost: v1 served it to the end"
     procs.wait_until("v1 deregistered", lambda: v1_id not in deployments(stack), timeout=60)
+    knative.wait_for_garbage_collector()  # a foreground deletion waits for the collector to know Knative's kinds
     procs.wait_until(
         "v1's Configuration deleted (revisionHistoryLimit 0)",
         lambda: get(stack, "configurations.serving.knative.dev", f"{NAME}-v1", ns) is None,
@@ -218,7 +160,7 @@ def test_v2_under_a_new_tag_rolls_out_while_v1_drains_then_v1_is_deleted(
 
 
 def test_an_in_place_update_keeps_the_tag_and_re_registers_only_when_services_change(
-    operator: Operator, knative: object, ns: str
+    operator: Operator, knative: Knative, ns: str
 ) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, stack, "v1"))
@@ -242,7 +184,9 @@ def test_an_in_place_update_keeps_the_tag_and_re_registers_only_when_services_ch
     # Another service appears: registered again, in place (same id), so Restate knows it (upstream: never).
     apply(stack, rsd(ns, stack, "v1-side"))
     procs.wait_until(
-        "VersionedSide is known to Restate", lambda: call(stack, "VersionedSide", "whoami").is_success, timeout=90
+        "VersionedSide is known to Restate",
+        lambda: call(stack, "whoami", service="VersionedSide").is_success,
+        timeout=90,
     )
     assert whoami(stack, "VersionedSide") == "v1-side"
     obj = wait_ready(stack, ns)
@@ -252,7 +196,7 @@ def test_an_in_place_update_keeps_the_tag_and_re_registers_only_when_services_ch
 
 
 def test_a_port_knative_cannot_route_is_degraded_with_nothing_created(
-    operator: Operator, knative: object, ns: str
+    operator: Operator, knative: Knative, ns: str
 ) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, stack, "v1", port="restate"))

@@ -357,6 +357,13 @@ def test_knative_gates_each_have_their_reason(
     assert (gate.reason if gate else None) == reason
 
 
+def test_a_deploying_revision_says_so_without_an_empty_message() -> None:
+    deploying = merged(REVISION, conditions=[{"type": "Ready", "status": "Unknown", "reason": "Deploying"}])
+    gate = phases.knative_gate("svc-v1", CONFIGURATION, deploying, ROUTE)
+    assert gate is not None
+    assert gate.message == "Revision r-2 is not ready (Deploying)"
+
+
 def test_a_failed_revision_says_why() -> None:
     failed = merged(REVISION, conditions=[{"type": "Ready", "status": "False", "reason": "ExitCode1", "message": "x"}])
     gate = phases.knative_gate("svc-v1", CONFIGURATION, failed, ROUTE)
