@@ -38,6 +38,25 @@ KUBE_WRITES = Counter("restate_operator_kube_writes", "Writes to the Kubernetes 
 ADMIN_CALLS = Counter(
     "restate_operator_admin_calls", "Calls to Restate admin APIs by operation and outcome.", ["operation", "outcome"]
 )
+# RestateDeployment rollouts. The gauges are what the services replica that reconciled a resource last
+# saw (exact with one replica, the default; with several, take `max by (namespace, name, phase)`).
+VERSION_PHASES = ("Pending", "Held", "Latest", "Draining", "Drained")
+VERSIONS = Gauge(
+    "restate_operator_deployment_versions",
+    "Versions of each RestateDeployment, by phase.",
+    ["namespace", "name", "phase"],
+)
+DRAINING_INVOCATIONS = Gauge(
+    "restate_operator_deployment_draining_invocations",
+    "Unfinished invocations that still need a superseded version of each RestateDeployment.",
+    ["namespace", "name"],
+)
+VERSION_EVENTS = ("registered", "latest", "draining", "drained", "deregistered", "deleted")
+VERSION_TRANSITIONS = Counter(
+    "restate_operator_version_transitions",
+    "What happened to RestateDeployment versions (each also an Event on the resource).",
+    ["event"],
+)
 SELF_REGISTERED = Gauge(
     "restate_operator_self_registered", "1 once this process registered its endpoint with the bootstrap Restate."
 )
@@ -58,8 +77,24 @@ PENDING_KEYS = Gauge("restate_watcher_pending_keys", "Resources waiting to be fo
 def initialise() -> None:
     """Touch every label combination so dashboards show zeros from the start."""
     disable_created_metrics()  # type: ignore[no-untyped-call]
+    for event in VERSION_EVENTS:
+        VERSION_TRANSITIONS.labels(event=event)
     for controller in CONTROLLERS:
         for result in RESULTS:
             RECONCILE_TOTAL.labels(controller=controller, result=result)
         RECONCILE_ERRORS.labels(controller=controller)
         RECONCILE_TIME.labels(controller=controller)
+
+
+def observe_rollout(namespace: str, name: str, phases: dict[str, int], draining_invocations: int) -> None:
+    """Set one RestateDeployment's rollout gauges (idempotent, so safe during a handler's replay)."""
+    for phase in VERSION_PHASES:
+        VERSIONS.labels(namespace=namespace, name=name, phase=phase).set(phases.get(phase, 0))
+    DRAINING_INVOCATIONS.labels(namespace=namespace, name=name).set(draining_invocations)
+
+
+def forget_rollout(namespace: str, name: str) -> None:
+    """A deleted RestateDeployment leaves no series behind (removing an absent one is a no-op)."""
+    for phase in VERSION_PHASES:
+        VERSIONS.remove(namespace, name, phase)
+    DRAINING_INVOCATIONS.remove(namespace, name)

@@ -25,7 +25,7 @@ import urllib.parse
 
 import restate
 
-from services import errors, kinds
+from services import errors, kinds, metrics
 from services.builders import deployment as build
 from services.clients.kube import Obj
 from services.kinds import RESOURCES
@@ -53,6 +53,7 @@ async def finalize(steps: Steps, rsd: Obj) -> Outcome:
     if cluster := spec.restate.register_to.cluster:
         gone = await steps.get(RESOURCES["RestateCluster"], cluster)
         if gone is None:
+            metrics.forget_rollout(rsd["metadata"]["namespace"], rsd["metadata"]["name"])
             return Outcome(ready=True, reason="ClusterGone", message=f"RestateCluster {cluster} no longer exists")
     admin = build.admin_url(rsd, steps.settings)
     report = await versions.drain_report(steps, admin)
@@ -85,6 +86,7 @@ async def finalize(steps: Steps, rsd: Obj) -> Outcome:
     for version in rollout.versions:
         if version.deployment_id and report.exists(version.deployment_id):
             await steps.run(f"deregister {version.name}", versions.deregister, admin, version.deployment_id)
+    metrics.forget_rollout(meta["namespace"], meta["name"])
     return Outcome(ready=True, reason="Deregistered", message="every version was deregistered from Restate")
 
 

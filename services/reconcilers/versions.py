@@ -13,9 +13,10 @@ from typing import Any
 
 import restate
 
-from services import errors
+from services import errors, metrics
 from services.clients.kube import Obj
 from services.clients.restate_admin import RestateAdmin
+from services.contract import split_key
 from services.models.deployment import RestateDeploymentSpec, VersionPhase, VersionStatus
 from services.reconcilers import phases
 from services.reconcilers.engine import rfc3339
@@ -38,7 +39,14 @@ async def load(ctx: restate.ObjectContext) -> Rollout:
 
 
 def save(ctx: restate.ObjectContext, rollout: Rollout) -> None:
+    """Keep the memory, and show it in the rollout gauges."""
     ctx.set(ROLLOUT, rollout)
+    namespace, name = split_key(ctx.key())
+    counts: dict[str, int] = {}
+    for version in rollout.versions:
+        counts[version.phase.value] = counts.get(version.phase.value, 0) + 1
+    draining = sum(v.active_invocations or 0 for v in rollout.versions if v.phase == VersionPhase.DRAINING)
+    metrics.observe_rollout(namespace or "", name, counts, draining)
 
 
 # --- journaled calls to Restate's admin API (results stay small) ---

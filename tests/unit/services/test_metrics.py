@@ -1,0 +1,23 @@
+"""The rollout gauges: every phase reported (zeros included), and nothing left behind by a deleted resource."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from services import metrics
+
+
+def value(series: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(series, labels)
+
+
+def test_a_rollout_reports_every_phase_and_its_draining_work_then_forgets_it() -> None:
+    metrics.observe_rollout("team", "greeter", {"Latest": 1, "Draining": 2}, 5)
+    series = "restate_operator_deployment_versions"
+    assert value(series, namespace="team", name="greeter", phase="Draining") == 2
+    assert value(series, namespace="team", name="greeter", phase="Held") == 0
+    assert value("restate_operator_deployment_draining_invocations", namespace="team", name="greeter") == 5
+    metrics.forget_rollout("team", "greeter")
+    assert value(series, namespace="team", name="greeter", phase="Latest") is None
+    assert value("restate_operator_deployment_draining_invocations", namespace="team", name="greeter") is None
+    metrics.forget_rollout("team", "greeter")  # twice is fine: deletion may be retried
