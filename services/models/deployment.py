@@ -229,6 +229,15 @@ class RestateDeploymentStatus(Model):
     )
     label_selector: str | None = Field(default=None, description="Selector of the latest version's pods.")
     paused: bool | None = Field(default=None, description="The rollout is paused (pause/resume handlers).")
+    latest_version: str | None = Field(default=None, description="The version Restate routes new invocations to.")
+    draining_versions: int | None = Field(default=None, description="Superseded versions Restate still has work for.")
+    draining_invocations: int | None = Field(
+        default=None, description="Unfinished invocations that still need the draining versions."
+    )
+    pinned_version: str | None = Field(
+        default=None,
+        description="Served instead of the spec's version after an abort or rollback, until the spec changes.",
+    )
     versions: list[VersionStatus] | None = Field(default=None, description="Every version, newest first.")
     knative: KnativeStatus | None = Field(default=None, description="Knative objects of the latest version.")
 

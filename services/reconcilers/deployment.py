@@ -22,6 +22,7 @@ Caveats: waiting is a phase plus a wake-up, never a sleep; the watcher's events 
 from __future__ import annotations
 
 import urllib.parse
+from typing import Any
 
 import restate
 
@@ -32,7 +33,7 @@ from services.kinds import RESOURCES
 from services.models.deployment import VersionPhase
 from services.reconcilers import knative_mode, phases, versions
 from services.reconcilers import replicaset_mode as replica_set_mode
-from services.reconcilers.engine import CommandRequest, Outcome, Reconciler
+from services.reconcilers.engine import CommandRequest, Outcome, Reconciler, rfc3339
 from services.reconcilers.rollout import Rollout, Version, adopt
 from services.reconcilers.steps import Steps
 
@@ -133,9 +134,69 @@ async def force_drain(ctx: restate.ObjectContext, request: CommandRequest) -> No
     versions.save(ctx, rollout)
 
 
+async def abort(ctx: restate.ObjectContext, request: CommandRequest) -> None:
+    """Stop the current rollout: the previous serving version becomes the latest again (registered
+    again if it was drained), and the new one drains and is kept, at zero replicas, for inspection.
+    The abort holds until the spec asks for another version (or `rollback` names one)."""
+    rollout = await versions.load(ctx)
+    if len(rollout.versions) < 2:
+        raise errors.NotFound("nothing to abort: this RestateDeployment has no earlier version to go back to")
+    current, older = rollout.versions[0], rollout.versions[1:]
+    previous = next((v for v in older if v.deployment_id or v.phase != VersionPhase.DRAINED), older[0])
+    _pin(rollout, previous, f"abort of {current.name}")
+    versions.save(ctx, rollout)
+
+
+async def rollback(ctx: restate.ObjectContext, request: CommandRequest) -> None:
+    """Serve a named version from the history again (registered again if it was drained); the one it
+    replaces drains as in any rollout. Holds until the spec asks for another version."""
+    if not request.version:
+        raise errors.InvalidSpec('rollback needs a version: {"version": "<name or hash from history>"}')
+    rollout = await versions.load(ctx)
+    target = _find(rollout, request)
+    if target is rollout.versions[0]:
+        return  # already served
+    if target.hash == rollout.pinned_against:
+        rollout.pinned = rollout.pinned_against = None  # back to what the spec asks for
+        target.cause = "rollback to the spec's version"
+    else:
+        _pin(rollout, target, f"rollback from {rollout.versions[0].name}")
+    versions.save(ctx, rollout)
+
+
+def _pin(rollout: Rollout, target: Version, cause: str) -> None:
+    spec_hash = rollout.pinned_against or rollout.versions[0].hash  # what the spec asks for now
+    rollout.pin(target.hash, spec_hash)
+    target.cause = cause
+
+
+async def history(ctx: restate.ObjectSharedContext) -> list[dict[str, Any]]:
+    """Every version the resource remembers, newest first: phase, hash, images, Restate deployment id,
+    when it was registered and superseded, and what made it the desired version."""
+    rollout = await ctx.get(versions.ROLLOUT, type_hint=Rollout) or Rollout()
+    return [
+        {
+            **versions.version_status(v).model_dump(mode="json", by_alias=True, exclude_none=True),
+            "images": v.images,
+            "cause": v.cause,
+            "createdAt": rfc3339(v.created_at),
+            "pinned": v.hash == rollout.pinned,
+        }
+        for v in rollout.versions
+    ]
+
+
 RECONCILER = Reconciler(
     kind=kinds.DEPLOYMENT,
     converge=converge,
     finalize=finalize,
-    commands={"promote": promote, "pause": pause, "resume": resume, "forceDrain": force_drain},
+    commands={
+        "promote": promote,
+        "pause": pause,
+        "resume": resume,
+        "forceDrain": force_drain,
+        "abort": abort,
+        "rollback": rollback,
+    },
+    queries={"history": history},
 )

@@ -99,16 +99,21 @@ class CommandRequest(BaseModel):
 Command = Callable[[restate.ObjectContext, CommandRequest], Awaitable[None]]
 """Changes the reconciler's state for a person's command; raises our errors (NotFound, ...) to refuse."""
 
+Query = Callable[[restate.ObjectSharedContext], Awaitable[Any]]
+"""Reads the reconciler's state for a person (a shared handler: it runs beside a reconcile, never blocks one)."""
+
 
 @dataclass(frozen=True)
 class Reconciler:
     """What a kind plugs into the engine. `commands` become extra exclusive handlers that change the
-    reconciler's state, then run a full reconcile and return its result."""
+    reconciler's state, then run a full reconcile and return its result; `queries` become shared
+    handlers that only read it."""
 
     kind: CustomKind
     converge: Converge
     finalize: Converge
     commands: Mapping[str, Command] = field(default_factory=dict)
+    queries: Mapping[str, Query] = field(default_factory=dict)
 
 
 def virtual_object(reconciler: Reconciler, connections: Connections) -> restate.VirtualObject:
@@ -154,6 +159,8 @@ def virtual_object(reconciler: Reconciler, connections: Connections) -> restate.
 
     for name, command in reconciler.commands.items():
         _register_command(service, name, command, reconciler, connections, reconcile)
+    for name, query in reconciler.queries.items():
+        _register_query(service, name, query)
 
     @service.handler(kind="shared")
     async def status(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
@@ -180,6 +187,12 @@ def _register_command(
             raise failures.command_error(exc) from exc
         request_ = ReconcileRequest(reason="manual", trigger=name)
         return await _reconcile(ctx, request_, reconciler, connections, reconcile)
+
+
+def _register_query(service: restate.VirtualObject, name: str, query: Query) -> None:
+    @service.handler(name=name, kind="shared")
+    async def handler(ctx: restate.ObjectSharedContext) -> Any:
+        return await query(ctx)
 
 
 async def _reconcile(

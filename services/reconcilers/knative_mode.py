@@ -106,28 +106,36 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     ctx, meta = steps.ctx, rsd["metadata"]
     namespace = meta["namespace"]
     collisions: int | None = (rsd.get("status") or {}).get("collisionCount")
-    tag = knative.tag(rsd, collisions)
+    rollout = await versions.load(ctx)
+    spec_tag = knative.tag(rsd, collisions)
+    tag = rollout.desired_hash(spec_tag)
+    pinned = tag != spec_tag
     name = knative.name(rsd, tag)
     try:
         found = await owned_versions(steps, rsd)
     except errors.NotFound:
         return _not_installed()
     existing = found.get(name)
+    if pinned and existing is None:
+        return versions.target_gone(ctx, rollout, name, "Configuration")
     if existing is None:
         squatter = await steps.get(CONFIGURATION, name, namespace)
         if squatter is not None and not build.controlled_by(squatter, rsd):
             return _taken(rsd, name, collisions)
-    elif not knative.explicit_tag(rsd) and existing["template"] != build.template_json(rsd):
+    elif not pinned and not knative.explicit_tag(rsd) and existing["template"] != build.template_json(rsd):
         return _taken(rsd, name, collisions)
 
-    rollout = await versions.load(ctx)
     now = await ctx.time()
     report = await versions.drain_report(steps, admin)
     drain_delay = float(spec.restate.drain_delay_seconds)
     adopt(rollout, found.values(), report, drain_delay, now)
-    rollout.make_latest(name, tag, now)
-    configuration = await steps.apply(knative.configuration(rsd, tag))
-    route = await steps.apply(knative.route(rsd, tag, str(configuration["metadata"]["uid"])))
+    versions.make_desired(rollout, rsd, name, tag, now, pinned=pinned)
+    if pinned:  # serve the tag as it is: the spec's template is not its template
+        configuration = await steps.get(CONFIGURATION, name, namespace) or {"metadata": {}}
+        route = await steps.get(ROUTE, name, namespace) or {}
+    else:
+        configuration = await steps.apply(knative.configuration(rsd, tag))
+        route = await steps.apply(knative.route(rsd, tag, str(configuration["metadata"]["uid"])))
     latest_revision = (configuration.get("status") or {}).get("latestCreatedRevisionName")
     revision = await steps.get(REVISION, latest_revision, namespace) if latest_revision else None
     url: str | None = (route.get("status") or {}).get("url")
@@ -152,6 +160,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     for version in phases.beyond_history(rollout, spec.revision_history_limit):
         await steps.run(f"delete Configuration {version.name}", delete_configuration, steps, namespace, version.name)
         rollout.versions.remove(version)
+        await versions.announce_deleted(steps, rsd, version)
     phases.settle(rollout)
     desired_replicas, actual = _replicas(rsd, revision)
     for version in rollout.versions:
@@ -162,6 +171,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     versions.save(ctx, rollout)
 
     status = RestateDeploymentStatus(
+        **versions.rollout_status(rollout, latest),
         replicas=actual,
         desired_replicas=desired_replicas,
         ready_replicas=actual,
@@ -235,6 +245,8 @@ async def _act(
                 await steps.run(f"deregister {version.name}", versions.deregister, admin, deployment_id)
             case _:
                 raise errors.InvalidSpec(f"{action} has no meaning in Knative mode (a bug: please report it)")
+    previous = rollout.version(version.hash)
+    await versions.announce(steps, rsd, previous.phase if previous else None, transition, scaled=False)
     return versions.keep(rollout, version)
 
 
@@ -266,6 +278,7 @@ def _outcome(
             status=status,
         )
     message = f"{latest.name} is the latest version in Restate ({latest.deployment_id}), served at {url}"
+    message += versions.pin_note(rollout, latest)
     for version in rollout.versions:
         if version is not latest and version.phase == VersionPhase.DRAINING:
             kept_for = report.routes(version.deployment_id or "")

@@ -126,12 +126,16 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     rollout = await versions.load(ctx)
     now = await ctx.time()
     collisions: int | None = (rsd.get("status") or {}).get("collisionCount")  # None until a collision
-    hash_ = build.version_hash(rsd, collisions)
+    spec_hash = build.version_hash(rsd, collisions)
+    hash_ = rollout.desired_hash(spec_hash)
+    pinned = hash_ != spec_hash
     desired_name = build.version_name(rsd, hash_)
 
     found = await steps.run("list ReplicaSets", replica_sets, steps, namespace, meta["uid"], desired_name)
     existing = found.get(desired_name)
-    if existing and (not existing["owned"] or existing["template"] != build.template_json(rsd)):
+    if pinned and (existing is None or not existing["owned"]):
+        return versions.target_gone(ctx, rollout, desired_name, "ReplicaSet")
+    if existing and not pinned and (not existing["owned"] or existing["template"] != build.template_json(rsd)):
         return Outcome(
             ready=False,
             reason="HashCollision",
@@ -142,7 +146,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     report = await versions.drain_report(steps, admin)
     drain_delay = float(spec.restate.drain_delay_seconds)
     adopt(rollout, found.values(), report, drain_delay, now)
-    rollout.make_latest(desired_name, hash_, now)
+    versions.make_desired(rollout, rsd, desired_name, hash_, now, pinned=pinned)
     replica_set_uid = await _ensure_replica_set(steps, rsd, hash_, existing, spec.replicas)
     await steps.apply(build.version_service(rsd, hash_, replica_set_uid))
     pods = _pods(existing, spec.replicas)
@@ -169,6 +173,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     for version in phases.beyond_history(rollout, spec.revision_history_limit):
         await steps.run(f"delete {version.name}", delete_version, steps, namespace, version.name)
         rollout.versions.remove(version)
+        await versions.announce_deleted(steps, rsd, version)
     phases.settle(rollout)
     _count_pods(rollout, latest, found, pods)
     versions.save(ctx, rollout)
@@ -237,6 +242,8 @@ async def _act(
                 existed = await steps.run(f"delete autoscaler {name}", delete_autoscaler, steps, namespace, name)
                 if existed and restore is not None:  # an adopted version may never have had one
                     await steps.run(f"restore {name}", scale, steps, namespace, name, restore)
+    previous = rollout.version(version.hash)
+    await versions.announce(steps, rsd, previous.phase if previous else None, transition, scaled=True)
     return versions.keep(rollout, version)
 
 
@@ -285,6 +292,7 @@ def _outcome(
             conditions=extra,
         )
     message = f"{latest.name} is the latest version in Restate ({latest.deployment_id})"
+    message += versions.pin_note(rollout, latest)
     for version in rollout.versions:
         if version is latest or version.phase != VersionPhase.DRAINING:
             continue
@@ -349,6 +357,7 @@ def _status(
     collisions: int | None,
 ) -> dict[str, Any]:
     status = RestateDeploymentStatus(
+        **versions.rollout_status(rollout, latest),
         replicas=pods.current,
         desired_replicas=spec.replicas,
         ready_replicas=pods.ready,

@@ -95,6 +95,8 @@ class Version(BaseModel):
     replicas: int = 0
     ready_replicas: int = 0
     revision: str | None = None  # Knative: the Revision it was registered (or last re-registered) for
+    images: list[str] = Field(default_factory=list)  # its containers' images, for `history`
+    cause: str | None = None  # what made it the desired version: a spec generation, abort, rollback, adoption
     discovery: str | None = None  # Knative: fingerprint of the services Restate discovered at registration
 
 
@@ -105,15 +107,30 @@ class Rollout(BaseModel):
     paused: bool = False
     promoted: str | None = None  # hash released by `promote` under registrationPolicy Held
     force_drain: list[str] = Field(default_factory=list)  # hashes to retire without waiting
+    pinned: str | None = None  # hash served instead of the spec's, after `abort` or `rollback`...
+    pinned_against: str | None = None  # ...until the spec asks for something other than this hash
+
+    def pin(self, hash_: str, spec_hash: str) -> None:
+        self.pinned, self.pinned_against = hash_, spec_hash
+
+    def desired_hash(self, spec_hash: str) -> str:
+        """The version to serve: the pinned one while the spec still asks for what it asked at pin
+        time, else the spec's (a new spec is a new intent, and the pin is forgotten)."""
+        if self.pinned and self.pinned_against == spec_hash and self.version(self.pinned) is not None:
+            return self.pinned
+        self.pinned = self.pinned_against = None
+        return spec_hash
 
     def version(self, hash_: str) -> Version | None:
         return next((v for v in self.versions if v.hash == hash_), None)
 
-    def make_latest(self, name: str, hash_: str, now: float) -> Version:
+    def make_latest(self, name: str, hash_: str, now: float, cause: str = "") -> Version:
         """The desired version, moved to the front (a rollback revives an older entry)."""
         current = self.version(hash_)
+        if current is not None and self.versions[0] is not current and cause:
+            current.cause = cause
         if current is None:
-            current = Version(name=name, hash=hash_, created_at=now)
+            current = Version(name=name, hash=hash_, created_at=now, cause=cause or None)
         else:
             self.versions.remove(current)
             current.superseded_at = current.idle_since = None
@@ -218,6 +235,7 @@ def adopt(
             hash=rs["hash"],
             deployment_id=deployment_id if registered else None,
             created_at=rs["created"] or now,
+            cause="adopted from its existing objects",
             replicas=rs["replicas"],
             ready_replicas=rs["ready"],
         )

@@ -91,13 +91,26 @@ class Steps:
 
         return await self.run(f"check Secret {namespace}/{name}", keys)
 
-    async def event(self, obj: Obj, type_: str, reason: str, note: str, action: str, *, step: str = "") -> None:
-        """Publish an Event about `obj` as one step (`event <reason>` unless named)."""
+    async def event(
+        self,
+        obj: Obj,
+        type_: str,
+        reason: str,
+        note: str,
+        action: str,
+        *,
+        step: str = "",
+        published: Callable[[], None] | None = None,
+    ) -> None:
+        """Publish an Event about `obj` as one step (`event <reason>` unless named); `published` runs
+        once it was (inside the step, so never again on a replay: the place to count it)."""
 
         async def publish() -> None:
             await (await self.kube()).event(
                 obj, type_=type_, reason=reason, note=note, action=action, reporting_instance=self.settings.pod_name
             )
+            if published is not None:
+                published()
 
         await self.run(step or f"event {reason}", publish)
 

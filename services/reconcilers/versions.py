@@ -19,7 +19,7 @@ from services.clients.restate_admin import RestateAdmin
 from services.contract import split_key
 from services.models.deployment import RestateDeploymentSpec, VersionPhase, VersionStatus
 from services.reconcilers import phases
-from services.reconcilers.engine import rfc3339
+from services.reconcilers.engine import Outcome, rfc3339
 from services.reconcilers.rollout import DRAIN_QUERY, DrainReport, Rollout, Version
 from services.reconcilers.steps import Steps
 
@@ -166,3 +166,93 @@ async def advance_superseded(
         await act(transition)
         next_wakeup = min_of(next_wakeup, transition.recheck_after)
     return next_wakeup
+
+
+def rollout_status(rollout: Rollout, latest: Version) -> dict[str, Any]:
+    """The status fields a person scans first (printer columns), the same in both modes."""
+    draining = [v for v in rollout.versions if v.phase == VersionPhase.DRAINING]
+    return {
+        "latest_version": latest.name if latest.phase == VersionPhase.LATEST else None,
+        "draining_versions": len(draining),
+        "draining_invocations": sum(v.active_invocations or 0 for v in draining),
+        "pinned_version": latest.name if rollout.pinned == latest.hash else None,
+    }
+
+
+def make_desired(rollout: Rollout, rsd: Obj, name: str, hash_: str, now: float, *, pinned: bool) -> Version:
+    """Move the version to serve to the front, remembering why it is there and what it runs."""
+    cause = "" if pinned else f"spec generation {rsd['metadata'].get('generation')}"
+    version = rollout.make_latest(name, hash_, now, cause=cause)
+    if not version.images and not pinned:
+        containers = rsd["spec"]["template"]["spec"].get("containers") or []
+        version.images = [str(c.get("image")) for c in containers]
+    return version
+
+
+def target_gone(ctx: restate.ObjectContext, rollout: Rollout, name: str, kind: str) -> Outcome:
+    """An abort or rollback target whose objects are gone: forget the pin, serve the spec again."""
+    rollout.pinned = rollout.pinned_against = None
+    save(ctx, rollout)
+    return Outcome(
+        ready=False,
+        reason="RollbackTargetGone",
+        message=f"{kind} {name} no longer exists, so it cannot be served again; rolling out the spec's version",
+        requeue_after=1.0,
+    )
+
+
+async def announce(
+    steps: Steps, rsd: Obj, before: VersionPhase | None, transition: phases.Transition, *, scaled: bool
+) -> None:
+    """One Normal Event on the resource per thing that happened to a version, in order, so
+    `kubectl describe rsd` tells the story of a rollout (and `VERSION_TRANSITIONS` counts it)."""
+    version = transition.version
+    for action in transition.actions:
+        match action:
+            case phases.Register(force=force):
+                again = " again, in place: its Revision serves other services" if before == VersionPhase.LATEST else ""
+                note = f"registered {version.name} with Restate as {version.deployment_id}{again}"
+                await _event(steps, rsd, "registered", note, version, force=force)
+            case phases.Deregister(deployment_id=deployment_id):
+                await _event(
+                    steps, rsd, "deregistered", f"deregistered {version.name} ({deployment_id}) from Restate", version
+                )
+    if version.phase == before:
+        return
+    if version.phase == VersionPhase.LATEST:
+        await _event(
+            steps, rsd, "latest", f"{version.name} is the latest version: Restate routes new invocations to it", version
+        )
+    elif version.phase == VersionPhase.DRAINING:
+        work = version.active_invocations or 0
+        await _event(steps, rsd, "draining", f"{version.name} is draining: {work} invocation(s) still need it", version)
+    elif version.phase == VersionPhase.DRAINED:
+        rest = ", scaled to 0" if scaled else ""
+        await _event(steps, rsd, "drained", f"{version.name} drained: no work left for it{rest}", version)
+
+
+async def announce_deleted(steps: Steps, rsd: Obj, version: Version) -> None:
+    await _event(steps, rsd, "deleted", f"{version.name} deleted: beyond revisionHistoryLimit", version)
+
+
+async def _event(steps: Steps, rsd: Obj, event: str, note: str, version: Version, *, force: bool = False) -> None:
+    reason = f"Version{event.capitalize()}"
+    await steps.event(
+        rsd,
+        "Normal",
+        reason,
+        note,
+        "Rollout",
+        step=f"event {reason} {version.name}{' (force)' if force else ''}",
+        published=lambda: metrics.VERSION_TRANSITIONS.labels(event=event).inc(),
+    )
+
+
+def pin_note(rollout: Rollout, latest: Version) -> str:
+    """What Ready adds while an abort or rollback holds."""
+    if rollout.pinned != latest.hash:
+        return ""
+    return (
+        f"; serving {latest.name} instead of the spec's version ({latest.cause}) until the spec asks for "
+        "another version; `rollback` to the spec's version resumes it"
+    )

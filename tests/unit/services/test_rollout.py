@@ -195,3 +195,40 @@ def test_adoption_continues_an_upstream_drain() -> None:
     assert latest is new
     assert latest.deployment_id == "dp_new", "the registration is reused, not made again"
     assert adopt(rollout, [replica_set_view(rs, UID) for rs in found], report, 600, now) == []
+
+
+# --- abort and rollback: a pinned version is served until the spec asks for another ---
+
+
+def test_a_pinned_version_is_served_while_the_spec_is_unchanged() -> None:
+    rollout = Rollout()
+    rollout.make_latest("svc-h1", "h1", now=1)
+    rollout.make_latest("svc-h2", "h2", now=2)
+    rollout.pin("h1", "h2")
+    assert rollout.desired_hash("h2") == "h1"
+    assert rollout.pinned == "h1"
+
+
+def test_a_new_spec_forgets_the_pin() -> None:
+    rollout = Rollout()
+    rollout.make_latest("svc-h1", "h1", now=1)
+    rollout.pin("h1", "h2")
+    assert rollout.desired_hash("h3") == "h3"
+    assert (rollout.pinned, rollout.pinned_against) == (None, None)
+
+
+def test_a_pin_to_a_forgotten_version_is_dropped() -> None:
+    rollout = Rollout()
+    rollout.pin("gone", "h2")
+    assert rollout.desired_hash("h2") == "h2"
+    assert rollout.pinned is None
+
+
+def test_making_a_version_desired_records_why_once() -> None:
+    rollout = Rollout()
+    v1 = rollout.make_latest("svc-h1", "h1", now=1, cause="spec generation 1")
+    rollout.make_latest("svc-h2", "h2", now=2, cause="spec generation 2")
+    rollout.make_latest("svc-h1", "h1", now=3, cause="spec generation 3")
+    assert v1.cause == "spec generation 3", "a version brought back by the spec says so"
+    rollout.make_latest("svc-h1", "h1", now=4, cause="spec generation 4")
+    assert v1.cause == "spec generation 3", "staying the desired version changes nothing"
