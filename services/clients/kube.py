@@ -11,7 +11,7 @@ import builtins
 import datetime
 import json
 import logging
-import uuid
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -213,10 +213,14 @@ class Kube:
         meta = regarding["metadata"]
         namespace = meta.get("namespace") or "default"
         self._check(RESOURCES["Event"], frozenset({CREATE}), namespace)
+        now = datetime.datetime.now(datetime.UTC)
         body = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+            # Named like client-go's recorder (`<object>.<hex nanoseconds>`), so they list in the order they
+            # happened: `kubectl describe` sorts by the deprecated lastTimestamp, which an events.k8s.io
+            # Event with an eventTime must leave unset, and so keeps the list order.
+            "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": namespace},
             "regarding": {
                 "apiVersion": regarding["apiVersion"],
                 "kind": regarding["kind"],
@@ -229,7 +233,7 @@ class Kube:
             "reason": reason,
             "note": errors.truncate(note, 1024),
             "action": action,
-            "eventTime": micro_time(),
+            "eventTime": micro_time(now),
             "reportingController": REPORTING_CONTROLLER,
             "reportingInstance": reporting_instance,
         }

@@ -24,6 +24,7 @@ from services.reconcilers.rollout import DRAIN_QUERY, DrainReport, Rollout, Vers
 from services.reconcilers.steps import Steps
 
 ROLLOUT = "rollout"
+logger = restate.getLogger(__name__)  # type: ignore[no-untyped-call]  # silent during replay
 
 
 def parse_spec(rsd: Obj) -> RestateDeploymentSpec:
@@ -236,16 +237,20 @@ async def announce_deleted(steps: Steps, rsd: Obj, version: Version) -> None:
 
 
 async def _event(steps: Steps, rsd: Obj, event: str, note: str, version: Version, *, force: bool = False) -> None:
+    """Best effort: an Event that cannot be written is logged, never the reason a rollout stops."""
     reason = f"Version{event.capitalize()}"
-    await steps.event(
-        rsd,
-        "Normal",
-        reason,
-        note,
-        "Rollout",
-        step=f"event {reason} {version.name}{' (force)' if force else ''}",
-        published=lambda: metrics.VERSION_TRANSITIONS.labels(event=event).inc(),
-    )
+    try:
+        await steps.event(
+            rsd,
+            "Normal",
+            reason,
+            note,
+            "Rollout",
+            step=f"event {reason} {version.name}{' (force)' if force else ''}",
+            published=lambda: metrics.VERSION_TRANSITIONS.labels(event=event).inc(),
+        )
+    except errors.OperatorError as failure:
+        logger.warning("could not publish %s about %s: %s", reason, version.name, failure)
 
 
 def pin_note(rollout: Rollout, latest: Version) -> str:
