@@ -89,6 +89,8 @@ def test_abort_serves_the_previous_version_again_and_keeps_the_new_one(operator:
     assert whoami(stack) == "v1", "Ready means Restate routes new invocations to the restored version"
     assert "until the spec asks for another version" in condition(obj, "Ready")["message"]
     procs.wait_until("v2 Draining", lambda: phases(stack, ns).get(v2) == "Draining", timeout=30)
+    v2_id = history(stack, ns)[1]["deploymentId"]
+    assert v2_id in deployments(stack), "not deregistered while its invocation runs"
 
     procs.wait_until("the held invocation finished", lambda: output(stack, held) is not None, timeout=60)
     assert output(stack, held) == "started on v2, finished on v2", "nothing lost: v2 finished its own work"
@@ -119,10 +121,15 @@ def test_rollback_to_a_named_version_and_history_tells_what_ran(operator: Operat
     assert "no version nope" in unknown.text
     assert command(stack, ns, "rollback", {}).status_code == 400
 
+    held = held_invocation(stack, 4)  # on v2, which the rollback replaces
+    v2_id = wait_ready(stack, ns)["status"]["deploymentId"]
     assert command(stack, ns, "rollback", {"version": v1}).status_code == 200
     obj = wait_ready(stack, ns)
     assert latest(obj) == v1
     assert whoami(stack) == "v1", "the drained version was registered again"
+    assert v2_id in deployments(stack), "v2 stays registered while its invocation runs"
+    procs.wait_until("the held invocation finished", lambda: output(stack, held) is not None, timeout=60)
+    assert output(stack, held) == "started on v2, finished on v2"
 
     entries = history(stack, ns)
     assert [e["name"] for e in entries] == [v1, v2]
