@@ -38,6 +38,14 @@ KUBE_WRITES = Counter("restate_operator_kube_writes", "Writes to the Kubernetes 
 ADMIN_CALLS = Counter(
     "restate_operator_admin_calls", "Calls to Restate admin APIs by operation and outcome.", ["operation", "outcome"]
 )
+# Per resource, what its status conditions say (as the services replica that reconciled it last saw).
+CONDITIONS = ("Ready", "Progressing", "Degraded")
+RESOURCE_CONDITION = Gauge(
+    "restate_operator_resource_condition",
+    "1 while the resource's condition is True, else 0 (Ready, Progressing, Degraded).",
+    ["kind", "namespace", "name", "condition"],
+)
+
 # RestateDeployment rollouts. The gauges are what the services replica that reconciled a resource last
 # saw (exact with one replica, the default; with several, take `max by (namespace, name, phase)`).
 VERSION_PHASES = ("Pending", "Held", "Latest", "Draining", "Drained")
@@ -98,3 +106,14 @@ def forget_rollout(namespace: str, name: str) -> None:
     for phase in VERSION_PHASES:
         VERSIONS.remove(namespace, name, phase)
     DRAINING_INVOCATIONS.remove(namespace, name)
+
+
+def observe_conditions(kind: str, namespace: str, name: str, true: dict[str, bool]) -> None:
+    for condition in CONDITIONS:
+        value = 1 if true.get(condition) else 0
+        RESOURCE_CONDITION.labels(kind=kind, namespace=namespace, name=name, condition=condition).set(value)
+
+
+def forget_resource(kind: str, namespace: str, name: str) -> None:
+    for condition in CONDITIONS:
+        RESOURCE_CONDITION.remove(kind, namespace, name, condition)

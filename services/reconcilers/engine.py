@@ -214,6 +214,7 @@ async def _reconcile(
         outcome, _ = on_failure(state, failure)
         return _schedule(ctx, state, handler, outcome, "failed")
     if obj is None:
+        metrics.forget_resource(kind.kind, namespace or "", name)
         ctx.clear_all()
         return ReconcileResult(action="gone", reason="NotFound", message=f"{kind.kind} {ctx.key()} does not exist")
     meta = obj["metadata"]
@@ -255,6 +256,8 @@ async def _finalize(
         outcome = await reconciler.finalize(steps, obj)
         if outcome.ready:
             await finalizers.remove(steps, kind, obj)
+            namespace, name = split_key(ctx.key())
+            metrics.forget_resource(kind.kind, namespace or "", name)
             ctx.clear_all()
             return ReconcileResult(action="finalized", reason=outcome.reason, message=outcome.message)
         action: Literal["waiting", "failed"] = "waiting"
@@ -341,6 +344,17 @@ async def _write_status(
         state.last_resource_version = await steps.run("apply status", apply_status)
     except errors.OperatorError as failure:
         logger.warning("could not write status of %s: %s", ctx.key(), failure)
+    namespace, name = split_key(ctx.key())
+    metrics.observe_conditions(
+        obj["kind"],
+        namespace or "",
+        name,
+        {
+            status.READY: outcome.ready,
+            status.PROGRESSING: not outcome.ready and not degraded,
+            status.DEGRADED: bool(degraded),
+        },
+    )
     state.observed_generation = generation
     state.ready, state.reason, state.message = outcome.ready, outcome.reason, outcome.message
     state.degraded = degraded
