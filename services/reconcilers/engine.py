@@ -345,16 +345,8 @@ async def _write_status(
     except errors.OperatorError as failure:
         logger.warning("could not write status of %s: %s", ctx.key(), failure)
     namespace, name = split_key(ctx.key())
-    metrics.observe_conditions(
-        obj["kind"],
-        namespace or "",
-        name,
-        {
-            status.READY: outcome.ready,
-            status.PROGRESSING: not outcome.ready and not degraded,
-            status.DEGRADED: bool(degraded),
-        },
-    )
+    truth = {c["type"]: c["status"] == "True" for c in conditions[:3]}  # Ready, Progressing, Degraded
+    metrics.observe_conditions(obj["kind"], namespace or "", name, truth)
     state.observed_generation = generation
     state.ready, state.reason, state.message = outcome.ready, outcome.reason, outcome.message
     state.degraded = degraded
