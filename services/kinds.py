@@ -157,11 +157,12 @@ DEPLOYMENT = CustomKind(
         {"name": "Up-To-Date", "type": "integer", "jsonPath": ".status.replicas"},
         {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
         {"name": "Available", "type": "integer", "jsonPath": ".status.availableReplicas"},
+        AGE,
+        # After upstream's columns, so scripts that read them by position keep working after a swap.
         {"name": "Latest", "type": "string", "jsonPath": ".status.latestVersion"},
         {"name": "Draining", "type": "integer", "jsonPath": ".status.drainingVersions"},
         {"name": "Invocations", "type": "integer", "jsonPath": ".status.drainingInvocations"},
         {"name": "Paused", "type": "boolean", "jsonPath": ".status.paused"},
-        AGE,
         {"name": "Deployment ID", "type": "string", "priority": 1, "jsonPath": ".status.deploymentId"},
         {"name": "Containers", "type": "string", "priority": 1, "jsonPath": ".spec.template.spec.containers[*].name"},
         {"name": "Images", "type": "string", "priority": 1, "jsonPath": ".spec.template.spec.containers[*].image"},

@@ -142,8 +142,8 @@ def test_rollback_to_a_named_version_and_history_tells_what_ran(operator: Operat
 
     columns = stack.control_plane.kubectl("get", "rsd", NAME, "-n", ns)
     header, row = columns.strip().splitlines()
-    assert header.split()[5:10] == ["LATEST", "DRAINING", "INVOCATIONS", "PAUSED", "AGE"]
-    assert row.split()[5] == v1
+    assert header.split()[5:10] == ["AGE", "LATEST", "DRAINING", "INVOCATIONS", "PAUSED"]
+    assert row.split()[6] == v1
 
 
 def test_describe_tells_the_story_of_a_rollout_in_order(operator: Operator, ns: str) -> None:

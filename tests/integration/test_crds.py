@@ -418,8 +418,9 @@ def test_wide_output_shows_the_upstream_columns(kube: ControlPlane, ns: str) -> 
     assert _apply(kube, obj)[0]
     header, row = kube.kubectl("get", "rsd", "-n", ns, "-o", "wide").splitlines()
     columns = re.split(r"\s{2,}", header.strip())
-    assert columns[:6] == ["NAME", "DESIRED", "UP-TO-DATE", "READY", "AVAILABLE", "AGE"]
-    assert columns[6:10] == ["DEPLOYMENT ID", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert columns[:6] == ["NAME", "DESIRED", "UP-TO-DATE", "READY", "AVAILABLE", "AGE"], "upstream's, in place"
+    assert columns[6:10] == ["LATEST", "DRAINING", "INVOCATIONS", "PAUSED"]
+    assert columns[10:14] == ["DEPLOYMENT ID", "CONTAINERS", "IMAGES", "SELECTOR"]
     assert row.split()[0] == "wide"
     assert "svc:1" in row.split()
 
