@@ -13,8 +13,6 @@ import json
 import os
 import subprocess
 import tomllib
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +23,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from devstack import tools
 from devstack.stack import Stack
+from tests.chart.helm import CHART, NS, RELEASE, Helm, Obj, as_list, find, kinds_and_names
 
-Obj = dict[str, Any]
-
-CHART = tools.REPO / "charts" / "restate-operator"
-NS = "restate-system"
-RELEASE = "ops"
 IDENTITY_KEYS = ["publickeyv1_5Fx2JkSu1Lw3LYvUh8pT7uV8", "publickeyv1_9aBcDeFgHiJkLmNoPqRsTuVw"]
 SERVICES_ENV = {
     "SERVICES_BIND",
@@ -101,62 +95,6 @@ CUSTOM: Obj = {
     },
     "podDisruptionBudget": {"maxUnavailable": "50%"},
 }
-
-
-# --- helm --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Helm's own cache/config/data in a temp dir: the tests never touch ~/.config/helm."""
-    home = tmp_path_factory.mktemp("helm-home")
-    return {
-        **os.environ,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-
-
-@pytest.fixture(scope="module")
-def helm(helm_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(tools.control_plane_bin_dir() / "helm", helm_env, tmp_path_factory.mktemp("values"))
-
-
-class Helm:
-    def __init__(self, binary: Path, env: dict[str, str], work: Path) -> None:
-        self.binary, self.env, self.work = binary, env, work
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.binary), *args], env=self.env, capture_output=True, text=True, check=False, timeout=120
-        )
-
-    def values_file(self, values: Obj) -> Path:
-        path = self.work / f"values-{uuid.uuid4().hex[:8]}.yaml"
-        path.write_text(yaml.safe_dump(values))
-        return path
-
-    def template(self, values: Obj | None = None, *extra: str) -> subprocess.CompletedProcess[str]:
-        args = ["template", RELEASE, str(CHART), "--namespace", NS, *extra]
-        if values is not None:
-            args += ["--values", str(self.values_file(values))]
-        return self.run(*args)
-
-    def render(self, values: Obj | None = None) -> list[Obj]:
-        result = self.template(values)
-        assert result.returncode == 0, result.stderr
-        return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def find(objects: list[Obj], kind: str, name: str) -> Obj:
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(found) == 1, f"{kind}/{name}: {len(found)} rendered; have {sorted(kinds_and_names(objects))}"
-    return found[0]
-
-
-def kinds_and_names(objects: list[Obj]) -> set[tuple[str, str]]:
-    return {(o["kind"], o["metadata"]["name"]) for o in objects}
 
 
 def container(workload: Obj) -> Obj:
@@ -799,24 +737,6 @@ MINIMAL_SERVICEMONITOR_CRD: Obj = {
         ],
     },
 }
-
-
-@pytest.fixture
-def release_ns(stack: Stack) -> Iterator[str]:
-    name = f"chart-{uuid.uuid4().hex[:8]}"
-    stack.control_plane.kubectl("create", "namespace", name)
-    yield name
-    stack.control_plane.kubectl("delete", "namespace", name, "--wait=false")
-
-
-def as_list(objects: list[Obj], namespace: str) -> str:
-    items = []
-    for obj in objects:
-        obj = json.loads(json.dumps(obj))
-        if "namespace" in obj["metadata"]:
-            obj["metadata"]["namespace"] = namespace
-        items.append(obj)
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
 
 
 @pytest.mark.integration
