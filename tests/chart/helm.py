@@ -17,6 +17,8 @@ Obj = dict[str, Any]
 CHART = tools.REPO / "charts" / "restate-operator"
 NS = "restate-system"
 RELEASE = "ops"
+# A stand-in for Prometheus Operator's PrometheusRule CRD, for server dry runs (see the file)
+PROMETHEUSRULE_CRD = Path(__file__).resolve().with_name("prometheusrule-crd.yaml")
 
 
 class Helm:

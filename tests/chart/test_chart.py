@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from devstack import tools
 from devstack.stack import Stack
-from tests.chart.helm import CHART, NS, RELEASE, Helm, Obj, as_list, find, kinds_and_names
+from tests.chart.helm import CHART, NS, PROMETHEUSRULE_CRD, RELEASE, Helm, Obj, as_list, find, kinds_and_names
 
 IDENTITY_KEYS = ["publickeyv1_5Fx2JkSu1Lw3LYvUh8pT7uV8", "publickeyv1_9aBcDeFgHiJkLmNoPqRsTuVw"]
 SERVICES_ENV = {
@@ -39,8 +39,8 @@ SERVICES_ENV = {
     "SERVICES_ADVERTISED_URL",
 }
 
-# Everything non-default at once: an external Restate, no CRDs, no policies, a ServiceMonitor, cloud
-# identities, two watchers, extra env and scheduling constraints.
+# Everything non-default at once: an external Restate, no CRDs, no policies, a ServiceMonitor, the
+# dashboard and the alerts, cloud identities, two watchers, extra env and scheduling constraints.
 CUSTOM: Obj = {
     "fullnameOverride": "rop",
     "image": {"repository": "registry.example.com/restate-operator", "tag": "1.2.3", "pullPolicy": "Always"},
@@ -92,6 +92,15 @@ CUSTOM: Obj = {
         "labels": {"release": "kube-prometheus"},
         "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
         "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "go_.*", "action": "drop"}],
+    },
+    "monitoring": {
+        "dashboards": {"enabled": True, "labels": {"team": "platform"}, "annotations": {"grafana_folder": "Restate"}},
+        "prometheusRule": {
+            "enabled": True,
+            "labels": {"release": "kube-prometheus"},
+            "alertLabels": {"team": "platform"},
+            "drainStuck": {"for": "2h"},
+        },
     },
     "podDisruptionBudget": {"maxUnavailable": "50%"},
 }
@@ -197,7 +206,9 @@ def test_every_object_carries_the_standard_labels(default: list[Obj], custom: li
         assert labels["app.kubernetes.io/managed-by"] == "Helm", where
         assert labels["app.kubernetes.io/version"] in {"0.1.0", "1.2.3"}, where
         components = (
-            {"crd"} if obj["kind"] == "CustomResourceDefinition" else {"services", "watcher", "bootstrap-restate"}
+            {"crd"}
+            if obj["kind"] == "CustomResourceDefinition"
+            else {"services", "watcher", "bootstrap-restate", "monitoring"}
         )
         assert labels["app.kubernetes.io/component"] in components, where
 
@@ -549,8 +560,9 @@ def test_network_policies_with_an_external_restate(helm: Helm) -> None:
 def test_custom_values_reach_every_object(custom: list[Obj]) -> None:
     names = kinds_and_names(custom)
     assert not [n for n in names if n[0] in {"CustomResourceDefinition", "StatefulSet", "NetworkPolicy", "Secret"}]
-    assert not [n for n in names if n[0] == "ConfigMap"]
+    assert [n for n in names if n[0] == "ConfigMap"] == [("ConfigMap", "rop-dashboard")]
     assert ("ServiceMonitor", "rop") in names
+    assert ("PrometheusRule", "rop") in names  # tests/chart/test_monitoring.py looks into both
 
     services = find(custom, "Deployment", "rop")
     watcher = find(custom, "Deployment", "rop-watcher")
@@ -757,6 +769,9 @@ def test_rendered_objects_are_accepted_by_the_apiserver(
     if any(o["kind"] == "ServiceMonitor" for o in rest):
         kube.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(MINIMAL_SERVICEMONITOR_CRD))
         kube.kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
+    if any(o["kind"] == "PrometheusRule" for o in rest):
+        kube.kubectl("apply", "--server-side", "-f", str(PROMETHEUSRULE_CRD))
+        kube.kubectl("wait", "--for=condition=Established", "crd/prometheusrules.monitoring.coreos.com")
     result = kube.kubectl_result("apply", "--dry-run=server", "-o", "name", "-f", "-", input=as_list(rest, release_ns))
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) == len(rest)
