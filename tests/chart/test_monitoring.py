@@ -94,11 +94,15 @@ def problems(expr: str, series: dict[str, frozenset[str]]) -> list[str]:
     for variable, value in GRAFANA_VARIABLES.items():
         expr = expr.replace(variable, value)
     refs = promql.references(expr)
-    found = [f"{m}: not exported" for m in sorted(refs.metrics - set(series))]
-    known = set().union(*(series.get(m, frozenset()) for m in refs.metrics))
-    for selector in refs.selectors:
-        for label in sorted(set(selector.labels) - series.get(selector.metric, frozenset())):
-            found.append(f"{selector.metric}{{{label}}}: no such label")
+    unknown = refs.metrics - set(series)
+    if unknown:  # their labels cannot be checked
+        return [f"{m}: not exported" for m in sorted(unknown)]
+    found = [
+        f"{selector.metric}{{{label}}}: no such label"
+        for selector in refs.selectors
+        for label in sorted(set(selector.labels) - series[selector.metric])
+    ]
+    known = set().union(*(series[m] for m in refs.metrics))
     found += [f"by/on ({label}): no metric of the expression has it" for label in sorted(refs.grouping - known)]
     return found
 
