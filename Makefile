@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## tools: restate-server + CLI (npm, pinned), the Kubernetes control plane and the Knative Serving controller (Go, cached by version)
+## tools: restate-server + CLI (npm, pinned), the Kubernetes control plane, the Knative Serving controller and promtool (Go, cached by version)
 tools: $(STAMP)
 	$(PY) -m devstack.tools
 

@@ -1,8 +1,9 @@
 """Where the stack's binaries live, and how they get there.
 
 The Kubernetes binaries are built from Go modules into a cache outside the repo, keyed by
-version (`build-control-plane.sh`), and so is the Knative Serving controller with its CRDs and
-ConfigMaps (`build-knative.sh`, from `knative/`); restate-server and the restate CLI come from their npm
+version (`build-control-plane.sh`), and so are the Knative Serving controller with its CRDs and
+ConfigMaps (`build-knative.sh`, from `knative/`) and Prometheus' promtool, which the chart tests run
+on the alerting rules (`build-promtool.sh`); restate-server and the restate CLI come from their npm
 packages, pinned, in the git-ignored `.tools/`. `python -m devstack.tools` installs whatever is
 missing and prints where everything is; the fixtures only locate, and fail with the command to run.
 """
@@ -19,6 +20,7 @@ RESTATE_VERSION = "1.7.12"
 NPM_PREFIX = REPO / ".tools" / "npm"
 BUILD_SCRIPT = Path(__file__).resolve().with_name("build-control-plane.sh")
 KNATIVE_BUILD_SCRIPT = Path(__file__).resolve().with_name("build-knative.sh")
+PROMTOOL_BUILD_SCRIPT = Path(__file__).resolve().with_name("build-promtool.sh")
 K8S_BINARIES = (
     "etcd",
     "kube-apiserver",
@@ -103,6 +105,23 @@ def knative_dir() -> Path:
     return path
 
 
+def ensure_promtool() -> Path:
+    """Build (or find cached) promtool; returns the binary."""
+    out = subprocess.run(["bash", str(PROMTOOL_BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(out.stdout.strip().splitlines()[-1]) / "promtool"
+
+
+def promtool_bin() -> Path:
+    """The cached promtool, without building; MissingTool when absent."""
+    out = subprocess.run(
+        ["bash", str(PROMTOOL_BUILD_SCRIPT), "--print-dir"], check=True, stdout=subprocess.PIPE, text=True
+    )
+    path = Path(out.stdout.strip()) / "promtool"
+    if not path.exists():
+        raise MissingTool(f"no promtool at {path}: run `make tools` (builds it once)")
+    return path
+
+
 def require_restate() -> None:
     if _installed_restate_version() != RESTATE_VERSION:
         raise MissingTool(f"restate {RESTATE_VERSION} is not in {NPM_PREFIX}: run `make tools`")
@@ -117,7 +136,9 @@ if __name__ == "__main__":
     ensure_restate()
     k8s = ensure_control_plane()
     knative = ensure_knative()
+    promtool = ensure_promtool()
     print(f"kubernetes binaries: {k8s}")
     print(f"knative serving:     {knative}")
+    print(f"promtool:            {promtool}")
     print(f"restate-server:      {restate_server_bin()}")
     print(f"restate CLI:         {restate_cli_bin()}")

@@ -13,8 +13,6 @@ import json
 import os
 import subprocess
 import tomllib
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +23,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from devstack import tools
 from devstack.stack import Stack
+from tests.chart.helm import CHART, NS, PROMETHEUSRULE_CRD, RELEASE, Helm, Obj, as_list, find, kinds_and_names
 
-Obj = dict[str, Any]
-
-CHART = tools.REPO / "charts" / "restate-operator"
-NS = "restate-system"
-RELEASE = "ops"
 IDENTITY_KEYS = ["publickeyv1_5Fx2JkSu1Lw3LYvUh8pT7uV8", "publickeyv1_9aBcDeFgHiJkLmNoPqRsTuVw"]
 SERVICES_ENV = {
     "SERVICES_BIND",
@@ -45,8 +39,8 @@ SERVICES_ENV = {
     "SERVICES_ADVERTISED_URL",
 }
 
-# Everything non-default at once: an external Restate, no CRDs, no policies, a ServiceMonitor, cloud
-# identities, two watchers, extra env and scheduling constraints.
+# Everything non-default at once: an external Restate, no CRDs, no policies, a ServiceMonitor, the
+# dashboard and the alerts, cloud identities, two watchers, extra env and scheduling constraints.
 CUSTOM: Obj = {
     "fullnameOverride": "rop",
     "image": {"repository": "registry.example.com/restate-operator", "tag": "1.2.3", "pullPolicy": "Always"},
@@ -99,64 +93,17 @@ CUSTOM: Obj = {
         "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
         "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "go_.*", "action": "drop"}],
     },
+    "monitoring": {
+        "dashboards": {"enabled": True, "labels": {"team": "platform"}, "annotations": {"grafana_folder": "Restate"}},
+        "prometheusRule": {
+            "enabled": True,
+            "labels": {"release": "kube-prometheus"},
+            "alertLabels": {"team": "platform"},
+            "drainStuck": {"for": "2h"},
+        },
+    },
     "podDisruptionBudget": {"maxUnavailable": "50%"},
 }
-
-
-# --- helm --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Helm's own cache/config/data in a temp dir: the tests never touch ~/.config/helm."""
-    home = tmp_path_factory.mktemp("helm-home")
-    return {
-        **os.environ,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-
-
-@pytest.fixture(scope="module")
-def helm(helm_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(tools.control_plane_bin_dir() / "helm", helm_env, tmp_path_factory.mktemp("values"))
-
-
-class Helm:
-    def __init__(self, binary: Path, env: dict[str, str], work: Path) -> None:
-        self.binary, self.env, self.work = binary, env, work
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.binary), *args], env=self.env, capture_output=True, text=True, check=False, timeout=120
-        )
-
-    def values_file(self, values: Obj) -> Path:
-        path = self.work / f"values-{uuid.uuid4().hex[:8]}.yaml"
-        path.write_text(yaml.safe_dump(values))
-        return path
-
-    def template(self, values: Obj | None = None, *extra: str) -> subprocess.CompletedProcess[str]:
-        args = ["template", RELEASE, str(CHART), "--namespace", NS, *extra]
-        if values is not None:
-            args += ["--values", str(self.values_file(values))]
-        return self.run(*args)
-
-    def render(self, values: Obj | None = None) -> list[Obj]:
-        result = self.template(values)
-        assert result.returncode == 0, result.stderr
-        return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def find(objects: list[Obj], kind: str, name: str) -> Obj:
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(found) == 1, f"{kind}/{name}: {len(found)} rendered; have {sorted(kinds_and_names(objects))}"
-    return found[0]
-
-
-def kinds_and_names(objects: list[Obj]) -> set[tuple[str, str]]:
-    return {(o["kind"], o["metadata"]["name"]) for o in objects}
 
 
 def container(workload: Obj) -> Obj:
@@ -259,7 +206,9 @@ def test_every_object_carries_the_standard_labels(default: list[Obj], custom: li
         assert labels["app.kubernetes.io/managed-by"] == "Helm", where
         assert labels["app.kubernetes.io/version"] in {"0.1.0", "1.2.3"}, where
         components = (
-            {"crd"} if obj["kind"] == "CustomResourceDefinition" else {"services", "watcher", "bootstrap-restate"}
+            {"crd"}
+            if obj["kind"] == "CustomResourceDefinition"
+            else {"services", "watcher", "bootstrap-restate", "monitoring"}
         )
         assert labels["app.kubernetes.io/component"] in components, where
 
@@ -611,8 +560,9 @@ def test_network_policies_with_an_external_restate(helm: Helm) -> None:
 def test_custom_values_reach_every_object(custom: list[Obj]) -> None:
     names = kinds_and_names(custom)
     assert not [n for n in names if n[0] in {"CustomResourceDefinition", "StatefulSet", "NetworkPolicy", "Secret"}]
-    assert not [n for n in names if n[0] == "ConfigMap"]
+    assert [n for n in names if n[0] == "ConfigMap"] == [("ConfigMap", "rop-dashboard")]
     assert ("ServiceMonitor", "rop") in names
+    assert ("PrometheusRule", "rop") in names  # tests/chart/test_monitoring.py looks into both
 
     services = find(custom, "Deployment", "rop")
     watcher = find(custom, "Deployment", "rop-watcher")
@@ -801,24 +751,6 @@ MINIMAL_SERVICEMONITOR_CRD: Obj = {
 }
 
 
-@pytest.fixture
-def release_ns(stack: Stack) -> Iterator[str]:
-    name = f"chart-{uuid.uuid4().hex[:8]}"
-    stack.control_plane.kubectl("create", "namespace", name)
-    yield name
-    stack.control_plane.kubectl("delete", "namespace", name, "--wait=false")
-
-
-def as_list(objects: list[Obj], namespace: str) -> str:
-    items = []
-    for obj in objects:
-        obj = json.loads(json.dumps(obj))
-        if "namespace" in obj["metadata"]:
-            obj["metadata"]["namespace"] = namespace
-        items.append(obj)
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("variant", ["default", "custom"])
 def test_rendered_objects_are_accepted_by_the_apiserver(
@@ -837,6 +769,9 @@ def test_rendered_objects_are_accepted_by_the_apiserver(
     if any(o["kind"] == "ServiceMonitor" for o in rest):
         kube.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(MINIMAL_SERVICEMONITOR_CRD))
         kube.kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
+    if any(o["kind"] == "PrometheusRule" for o in rest):
+        kube.kubectl("apply", "--server-side", "-f", str(PROMETHEUSRULE_CRD))
+        kube.kubectl("wait", "--for=condition=Established", "crd/prometheusrules.monitoring.coreos.com")
     result = kube.kubectl_result("apply", "--dry-run=server", "-o", "name", "-f", "-", input=as_list(rest, release_ns))
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) == len(rest)

@@ -173,3 +173,8 @@ rocksdb-total-memory-size = {{ .Values.bootstrap.rocksdbTotalMemorySize | quote 
 {{ . }}
 {{- end }}
 {{- end }}
+
+{{/* The labels of one alert: (dict "severity" "warning" "extra" <monitoring.prometheusRule.alertLabels>). */}}
+{{- define "restate-operator.alertLabels" -}}
+{{- merge (dict "severity" .severity) (.extra | default dict) | toYaml }}
+{{- end }}
