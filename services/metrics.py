@@ -43,21 +43,22 @@ CONDITIONS = ("Ready", "Progressing", "Degraded")
 RESOURCE_CONDITION = Gauge(
     "restate_operator_resource_condition",
     "1 while the resource's condition is True, else 0 (Ready, Progressing, Degraded).",
-    ["kind", "namespace", "name", "condition"],
+    ["kind", "resource_namespace", "resource_name", "condition"],
 )
 
 # RestateDeployment rollouts. The gauges are what the services replica that reconciled a resource last
-# saw (exact with one replica, the default; with several, take `max by (namespace, name, phase)`).
+# saw (exact with one replica, the default; with several, take `max by (resource_namespace, resource_name, phase)`).
+# The resource's labels are `resource_namespace`/`resource_name`: a scrape's own `namespace` would rename them.
 VERSION_PHASES = ("Pending", "Held", "Latest", "Draining", "Drained")
 VERSIONS = Gauge(
     "restate_operator_deployment_versions",
     "Versions of each RestateDeployment, by phase.",
-    ["namespace", "name", "phase"],
+    ["resource_namespace", "resource_name", "phase"],
 )
 DRAINING_INVOCATIONS = Gauge(
     "restate_operator_deployment_draining_invocations",
     "Unfinished invocations that still need a superseded version of each RestateDeployment.",
-    ["namespace", "name"],
+    ["resource_namespace", "resource_name"],
 )
 VERSION_EVENTS = ("registered", "latest", "draining", "drained", "deregistered", "deleted")
 VERSION_TRANSITIONS = Counter(
@@ -97,8 +98,8 @@ def initialise() -> None:
 def observe_rollout(namespace: str, name: str, phases: dict[str, int], draining_invocations: int) -> None:
     """Set one RestateDeployment's rollout gauges (idempotent, so safe during a handler's replay)."""
     for phase in VERSION_PHASES:
-        VERSIONS.labels(namespace=namespace, name=name, phase=phase).set(phases.get(phase, 0))
-    DRAINING_INVOCATIONS.labels(namespace=namespace, name=name).set(draining_invocations)
+        VERSIONS.labels(resource_namespace=namespace, resource_name=name, phase=phase).set(phases.get(phase, 0))
+    DRAINING_INVOCATIONS.labels(resource_namespace=namespace, resource_name=name).set(draining_invocations)
 
 
 def forget_rollout(namespace: str, name: str) -> None:
@@ -111,7 +112,9 @@ def forget_rollout(namespace: str, name: str) -> None:
 def observe_conditions(kind: str, namespace: str, name: str, true: dict[str, bool]) -> None:
     for condition in CONDITIONS:
         value = 1 if true.get(condition) else 0
-        RESOURCE_CONDITION.labels(kind=kind, namespace=namespace, name=name, condition=condition).set(value)
+        RESOURCE_CONDITION.labels(
+            kind=kind, resource_namespace=namespace, resource_name=name, condition=condition
+        ).set(value)
 
 
 def forget_resource(kind: str, namespace: str, name: str) -> None:

@@ -84,7 +84,8 @@ def test_the_inventory_knows_the_operators_metrics() -> None:
     assert {"le", "controller"} <= series["controller_runtime_reconcile_time_seconds_bucket"]
     assert "le" not in series["controller_runtime_reconcile_time_seconds_count"]
     assert series["restate_operator_reconciliation_errors_total"] >= {"kind", "error", "exported_instance"}
-    assert series["restate_operator_deployment_versions"] >= {"exported_namespace", "name", "phase", "namespace"}
+    assert series["restate_operator_deployment_versions"] >= {"resource_namespace", "resource_name", "phase", "namespace"}
+    assert series["restate_operator_resource_condition"] >= {"kind", "resource_namespace", "resource_name", "condition"}
     assert "restate_watcher_pending_keys" in series
     assert "restate_operator_deployment_versions_total" not in series
 
@@ -312,14 +313,13 @@ def test_rule_holds_the_alerts_with_their_defaults(rule: Obj) -> None:
         for selector in promql.references(alert["expr"]).selectors:
             assert selector.labels["namespace"] == NS, name
             assert selector.labels["job"] in {"restate-operator-metrics", "restate-operator-watcher-metrics"}, name
-    assert "[420s]" in alerts["RestateOperatorResourceDegraded"]["expr"]  # resyncSeconds 300 + 2m
+    assert 'condition="Degraded"' in alerts["RestateOperatorResourceDegraded"]["expr"]
     assert alerts["RestateOperatorWatcherBacklog"]["expr"].endswith("> 20")
 
 
 def test_rule_follows_its_values(helm: Helm) -> None:
     values: Obj = {
         "fullnameOverride": "rop",
-        "watcher": {"resyncSeconds": 600},
         "monitoring": {
             "prometheusRule": {
                 "enabled": True,
@@ -338,7 +338,7 @@ def test_rule_follows_its_values(helm: Helm) -> None:
     assert set(alerts) == ALERTS - {"RestateOperatorServicesDown"}
     degraded = alerts["RestateOperatorResourceDegraded"]
     assert (degraded["for"], degraded["labels"]) == ("20m", {"severity": "critical", "team": "platform"})
-    assert "[720s]" in degraded["expr"]
+    assert "Degraded for 20m" in degraded["annotations"]["description"]
     assert alerts["RestateOperatorDrainStuck"]["for"] == "2h"
     assert "more than 2h" in alerts["RestateOperatorDrainStuck"]["annotations"]["summary"]
     backlog = alerts["RestateOperatorWatcherBacklog"]
