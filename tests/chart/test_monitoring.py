@@ -84,8 +84,9 @@ def test_the_inventory_knows_the_operators_metrics() -> None:
     assert {"le", "controller"} <= series["controller_runtime_reconcile_time_seconds_bucket"]
     assert "le" not in series["controller_runtime_reconcile_time_seconds_count"]
     assert series["restate_operator_reconciliation_errors_total"] >= {"kind", "error", "exported_instance"}
-    assert series["restate_operator_deployment_versions"] >= {"resource_namespace", "resource_name", "phase", "namespace"}
-    assert series["restate_operator_resource_condition"] >= {"kind", "resource_namespace", "resource_name", "condition"}
+    resource = {"resource_namespace", "resource_name"}
+    assert series["restate_operator_deployment_versions"] >= {*resource, "phase", "namespace"}
+    assert series["restate_operator_resource_condition"] >= {*resource, "kind", "condition"}
     assert "restate_watcher_pending_keys" in series
     assert "restate_operator_deployment_versions_total" not in series
 

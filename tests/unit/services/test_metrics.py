@@ -1,10 +1,16 @@
-"""The rollout gauges: every phase reported (zeros included), and nothing left behind by a deleted resource."""
+"""The per-resource gauges: every label combination reported (zeros included), nothing left behind by a deleted resource."""
 
 from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
 from services import metrics
+
+GREETER = {"resource_namespace": "team", "resource_name": "greeter"}
+PROD = {"kind": "RestateCluster", "resource_namespace": "", "resource_name": "prod"}
+VERSIONS = "restate_operator_deployment_versions"
+DRAINING = "restate_operator_deployment_draining_invocations"
+CONDITION = "restate_operator_resource_condition"
 
 
 def value(series: str, **labels: str) -> float | None:
@@ -13,20 +19,18 @@ def value(series: str, **labels: str) -> float | None:
 
 def test_a_rollout_reports_every_phase_and_its_draining_work_then_forgets_it() -> None:
     metrics.observe_rollout("team", "greeter", {"Latest": 1, "Draining": 2}, 5)
-    series = "restate_operator_deployment_versions"
-    assert value(series, resource_namespace="team", resource_name="greeter", phase="Draining") == 2
-    assert value(series, resource_namespace="team", resource_name="greeter", phase="Held") == 0
-    assert value("restate_operator_deployment_draining_invocations", resource_namespace="team", resource_name="greeter") == 5
+    assert value(VERSIONS, **GREETER, phase="Draining") == 2
+    assert value(VERSIONS, **GREETER, phase="Held") == 0
+    assert value(DRAINING, **GREETER) == 5
     metrics.forget_rollout("team", "greeter")
-    assert value(series, resource_namespace="team", resource_name="greeter", phase="Latest") is None
-    assert value("restate_operator_deployment_draining_invocations", resource_namespace="team", resource_name="greeter") is None
+    assert value(VERSIONS, **GREETER, phase="Latest") is None
+    assert value(DRAINING, **GREETER) is None
     metrics.forget_rollout("team", "greeter")  # twice is fine: deletion may be retried
 
 
 def test_conditions_per_resource_are_reported_and_forgotten() -> None:
     metrics.observe_conditions("RestateCluster", "", "prod", {"Ready": False, "Degraded": True})
-    series = "restate_operator_resource_condition"
-    assert value(series, kind="RestateCluster", resource_namespace="", resource_name="prod", condition="Degraded") == 1
-    assert value(series, kind="RestateCluster", resource_namespace="", resource_name="prod", condition="Ready") == 0
+    assert value(CONDITION, **PROD, condition="Degraded") == 1
+    assert value(CONDITION, **PROD, condition="Ready") == 0
     metrics.forget_resource("RestateCluster", "", "prod")
-    assert value(series, kind="RestateCluster", resource_namespace="", resource_name="prod", condition="Degraded") is None
+    assert value(CONDITION, **PROD, condition="Degraded") is None
