@@ -1,4 +1,4 @@
-"""The per-resource gauges: every label combination reported (zeros included), nothing left behind by a deleted resource."""
+"""The per-resource gauges: every label combination reported (zeros included), none left after a deletion."""
 
 from __future__ import annotations
 
