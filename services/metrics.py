@@ -112,9 +112,9 @@ def forget_rollout(namespace: str, name: str) -> None:
 def observe_conditions(kind: str, namespace: str, name: str, true: dict[str, bool]) -> None:
     for condition in CONDITIONS:
         value = 1 if true.get(condition) else 0
-        RESOURCE_CONDITION.labels(
-            kind=kind, resource_namespace=namespace, resource_name=name, condition=condition
-        ).set(value)
+        RESOURCE_CONDITION.labels(kind=kind, resource_namespace=namespace, resource_name=name, condition=condition).set(
+            value
+        )
 
 
 def forget_resource(kind: str, namespace: str, name: str) -> None:
