@@ -66,7 +66,7 @@ SERVICES: dict[str, Grant] = {
     "IAMPolicyMember": _grant(GET, APPLY, DELETE, chart_flag="gcpWorkloadIdentity"),
     # Knative mode (its CRDs may be absent): a Configuration and a Route per tag, the latest Revision read.
     "Configuration": _grant(GET, LIST, APPLY, DELETE),
-    "Route": _grant(APPLY),
+    "Route": _grant(GET, APPLY),  # get: an abort or rollback serves a tag as it is
     "Revision": _grant(GET),
     # Only in the operator's namespace: Restate Cloud token Secrets (key names are checked), tunnel clients.
     "Secret": _grant(GET, operator_namespace=True),

@@ -186,7 +186,11 @@ def _register_command(
         except errors.OperatorError as exc:
             raise failures.command_error(exc) from exc
         request_ = ReconcileRequest(reason="manual", trigger=name)
-        return await _reconcile(ctx, request_, reconciler, connections, reconcile)
+        result = await _reconcile(ctx, request_, reconciler, connections, reconcile)
+        logger.info(
+            "%s %s (%s): %s %s %s", reconciler.kind.kind, ctx.key(), name, result.action, result.reason, result.message
+        )
+        return result
 
 
 def _register_query(service: restate.VirtualObject, name: str, query: Query) -> None:

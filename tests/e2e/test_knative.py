@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from devstack import procs
@@ -23,7 +24,17 @@ from devstack.images import VERSIONED_IMAGE
 from devstack.knative import Knative
 from devstack.operator import Operator
 from devstack.stack import Stack
-from tests.e2e.versioned import NAME, call, deployments, namespace_for, output, phases, wait_ready, whoami
+from tests.e2e.versioned import (
+    NAME,
+    call,
+    deployments,
+    namespace_for,
+    output,
+    phases,
+    reconciler_url,
+    wait_ready,
+    whoami,
+)
 from tests.helpers import apply, condition, get, sql
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +42,9 @@ pytestmark = pytest.mark.e2e
 Obj = dict[str, Any]
 
 
-def rsd(namespace: str, stack: Stack, image_tag: str, *, tag: str | None = "v1", port: str = "h2c") -> Obj:
+def rsd(
+    namespace: str, stack: Stack, image_tag: str, *, tag: str | None = "v1", port: str = "h2c", history: int = 0
+) -> Obj:
     return {
         "apiVersion": "restate.dev/v1beta1",
         "kind": "RestateDeployment",
@@ -42,7 +55,7 @@ def rsd(namespace: str, stack: Stack, image_tag: str, *, tag: str | None = "v1",
         },
         "spec": {
             "deploymentMode": "knative",
-            "revisionHistoryLimit": 0,
+            "revisionHistoryLimit": history,
             **({"knative": {"tag": tag, "maxScale": 3}} if tag else {}),
             "template": {
                 "metadata": {"labels": {"app": NAME}},
@@ -214,3 +227,25 @@ def test_a_port_knative_cannot_route_is_degraded_with_nothing_created(
     apply(stack, rsd(ns, stack, "v1"))
     wait_ready(stack, ns)
     assert whoami(stack) == "v1"
+
+
+def test_abort_serves_the_previous_tag_again_from_its_own_configuration(
+    operator: Operator, knative: Knative, ns: str
+) -> None:
+    stack = operator.stack
+    apply(stack, rsd(ns, stack, "v1", history=2))
+    wait_ready(stack, ns)
+    apply(stack, rsd(ns, stack, "v2", tag="v2", history=2))
+    assert wait_ready(stack, ns)["status"]["latestVersion"] == f"{NAME}-v2"
+    procs.wait_until("v1 Drained", lambda: phases(stack, ns).get(f"{NAME}-v1") == "Drained", timeout=60)
+
+    response = httpx.post(reconciler_url(stack, ns, "abort"), json={}, timeout=60)
+    assert response.status_code == 200, response.text
+    procs.wait_until("v1 serves again", lambda: whoami(stack) == "v1", timeout=90)
+    obj = wait_ready(stack, ns)
+    assert (obj["status"]["latestVersion"], obj["status"]["pinnedVersion"]) == (f"{NAME}-v1", f"{NAME}-v1")
+    configuration = get(stack, "configurations.serving.knative.dev", f"{NAME}-v1", ns)
+    assert configuration is not None
+    image = configuration["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.endswith(":v1"), "the tag is served as it was, not rewritten with the spec's template"
+    assert get(stack, "configurations.serving.knative.dev", f"{NAME}-v2", ns) is not None, "kept for inspection"
