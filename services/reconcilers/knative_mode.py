@@ -157,10 +157,11 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
         replicas=0,
         scales=False,  # Knative scales its Revisions itself
     )
-    for version in phases.beyond_history(rollout, spec.revision_history_limit):
+
+    async def delete(version: Version) -> None:
         await steps.run(f"delete Configuration {version.name}", delete_configuration, steps, namespace, version.name)
-        rollout.versions.remove(version)
-        await versions.announce_deleted(steps, rsd, version)
+
+    await versions.trim_history(steps, rsd, rollout, spec.revision_history_limit, delete)
     phases.settle(rollout)
     desired_replicas, actual = _replicas(rsd, revision)
     for version in rollout.versions:

@@ -170,10 +170,11 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
         scales=True,
     )
     conflict = await _stable_service(steps, rsd, hash_ if routed else _serving_hash(rollout, hash_))
-    for version in phases.beyond_history(rollout, spec.revision_history_limit):
+
+    async def delete(version: Version) -> None:
         await steps.run(f"delete {version.name}", delete_version, steps, namespace, version.name)
-        rollout.versions.remove(version)
-        await versions.announce_deleted(steps, rsd, version)
+
+    await versions.trim_history(steps, rsd, rollout, spec.revision_history_limit, delete)
     phases.settle(rollout)
     _count_pods(rollout, latest, found, pods)
     versions.save(ctx, rollout)

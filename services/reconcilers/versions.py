@@ -232,10 +232,6 @@ async def announce(
         await _event(steps, rsd, "drained", f"{version.name} drained: no work left for it{rest}", version)
 
 
-async def announce_deleted(steps: Steps, rsd: Obj, version: Version) -> None:
-    await _event(steps, rsd, "deleted", f"{version.name} deleted: beyond revisionHistoryLimit", version)
-
-
 async def _event(steps: Steps, rsd: Obj, event: str, note: str, version: Version, *, force: bool = False) -> None:
     """Best effort: an Event that cannot be written is logged, never the reason a rollout stops."""
     reason = f"Version{event.capitalize()}"
@@ -261,3 +257,13 @@ def pin_note(rollout: Rollout, latest: Version) -> str:
         f"; serving {latest.name} instead of the spec's version ({latest.cause}) until the spec asks for "
         "another version; `rollback` to the spec's version resumes it"
     )
+
+
+async def trim_history(
+    steps: Steps, rsd: Obj, rollout: Rollout, limit: int, delete: Callable[[Version], Awaitable[None]]
+) -> None:
+    """Delete the drained versions beyond `limit` (`delete` removes the mode's objects), and say so."""
+    for version in phases.beyond_history(rollout, limit):
+        await delete(version)
+        rollout.versions.remove(version)
+        await _event(steps, rsd, "deleted", f"{version.name} deleted: beyond revisionHistoryLimit", version)
