@@ -7,6 +7,7 @@ kind (ours included) goes through the same few verbs. Errors are translated to `
 
 from __future__ import annotations
 
+import base64
 import builtins
 import datetime
 import json
@@ -186,6 +187,15 @@ class Kube:
         """A Secret's key names, or None when it does not exist; never its values (they must not be journaled)."""
         secret = await self.get(RESOURCES["Secret"], name, namespace)
         return None if secret is None else sorted((secret.get("data") or {}) | (secret.get("stringData") or {}))
+
+    async def secret_data(self, name: str, namespace: str) -> dict[str, bytes] | None:
+        """A Secret's decoded values, or None when it does not exist. Callers use them at once and
+        never return, log or journal them."""
+        secret = await self.get(RESOURCES["Secret"], name, namespace)
+        if secret is None:
+            return None
+        data = {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+        return data | {key: str(value).encode() for key, value in (secret.get("stringData") or {}).items()}
 
     async def delete(
         self, res: Resource, name: str, namespace: str | None = None, *, propagation: str = "Background"

@@ -8,12 +8,15 @@ deregister through the same journaled calls here, and report versions in the sam
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import restate
 
 from services import errors, metrics
+from services.builders.deployment import AdminEndpoint, TokenSecret
+from services.clients.connections import Connections
 from services.clients.kube import Obj
 from services.clients.restate_admin import RestateAdmin
 from services.contract import split_key
@@ -53,14 +56,63 @@ def save(ctx: restate.ObjectContext, rollout: Rollout) -> None:
 # --- journaled calls to Restate's admin API (results stay small) ---
 
 
-async def query_drain(admin_url: str) -> list[dict[str, Any]]:
-    async with RestateAdmin(admin_url) as admin:
-        return await admin.query(DRAIN_QUERY)
+@asynccontextmanager
+async def admin(connections: Connections, endpoint: AdminEndpoint) -> AsyncIterator[RestateAdmin]:
+    """A client for `endpoint`, with its bearer token read now, inside the calling step: the token
+    is never a step result, so it never reaches the journal (and a rotated Secret counts at once)."""
+    token = await _token(connections, endpoint.token) if endpoint.token else None
+    async with RestateAdmin(endpoint.url, token=token) as client:
+        try:
+            yield client
+        except errors.Rejected as exc:
+            if endpoint.token is None or exc.status not in (401, 403):
+                raise
+            secret = endpoint.token
+            raise errors.Forbidden(
+                f"Restate Cloud refused the API token from Secret {secret.namespace}/{secret.name} (key {secret.key}), "
+                f"which {secret.owner} names (HTTP {exc.status}); put a valid API token for the environment there: "
+                "the next reconcile uses it",
+                reason="CloudTokenRejected",
+            ) from exc
 
 
-async def register(admin_url: str, uri: str, force: bool, use_http_11: bool | None) -> dict[str, Any]:
-    async with RestateAdmin(admin_url) as admin:
-        registered = await admin.register(uri, force=force, use_http_11=use_http_11)
+async def _token(connections: Connections, secret: TokenSecret) -> str:
+    where = f"Secret {secret.namespace}/{secret.name}"
+    data = await (await connections.kube()).secret_data(secret.name, secret.namespace)
+    if data is None:
+        raise errors.PermanentError(
+            f"{where}, which {secret.owner} names for its API token, does not exist: create it with the token "
+            f"under key {secret.key}",
+            reason="SecretNotFound",
+        )
+    if secret.key not in data:
+        raise errors.PermanentError(
+            f"{where} has no key {secret.key}, which {secret.owner} names for its API token: add it, or "
+            "change spec.authentication.secret.key",
+            reason="SecretKeyNotFound",
+        )
+    try:
+        token = data[secret.key].strip().decode()  # Secrets often end in a newline
+    except UnicodeDecodeError:
+        token = ""
+    if not token:
+        raise errors.PermanentError(
+            f"{where} key {secret.key}, the API token of {secret.owner}, is empty or not text: put the token there",
+            reason="InvalidBearerToken",
+        )
+    return token
+
+
+async def query_drain(connections: Connections, endpoint: AdminEndpoint) -> list[dict[str, Any]]:
+    async with admin(connections, endpoint) as client:
+        return await client.query(DRAIN_QUERY)
+
+
+async def register(
+    connections: Connections, endpoint: AdminEndpoint, uri: str, force: bool, use_http_11: bool | None
+) -> dict[str, Any]:
+    async with admin(connections, endpoint) as client:
+        registered = await client.register(uri, force=force, use_http_11=use_http_11)
     services = registered.get("services") or []
     return {
         "id": registered["id"],
@@ -69,15 +121,15 @@ async def register(admin_url: str, uri: str, force: bool, use_http_11: bool | No
     }
 
 
-async def deregister(admin_url: str, deployment_id: str) -> bool:
-    async with RestateAdmin(admin_url) as admin:
-        return await admin.deregister(deployment_id)
+async def deregister(connections: Connections, endpoint: AdminEndpoint, deployment_id: str) -> bool:
+    async with admin(connections, endpoint) as client:
+        return await client.deregister(deployment_id)
 
 
-async def discover(admin_url: str, uri: str, use_http_11: bool | None) -> str:
+async def discover(connections: Connections, endpoint: AdminEndpoint, uri: str, use_http_11: bool | None) -> str:
     """A fingerprint of the services and handlers `uri` serves now, from a dry-run registration."""
-    async with RestateAdmin(admin_url) as admin:
-        found = await admin.register(uri, force=True, use_http_11=use_http_11, dry_run=True)
+    async with admin(connections, endpoint) as client:
+        found = await client.register(uri, force=True, use_http_11=use_http_11, dry_run=True)
     return fingerprint(found.get("services") or [])
 
 
@@ -90,18 +142,24 @@ def fingerprint(services: list[dict[str, Any]]) -> str:
     return ";".join(parts)
 
 
-async def drain_report(steps: Steps, admin_url: str) -> DrainReport:
-    return DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin_url))
+async def drain_report(steps: Steps, endpoint: AdminEndpoint) -> DrainReport:
+    return DrainReport.parse(await steps.run("query Restate deployments", query_drain, steps.connections, endpoint))
 
 
 async def register_version(
-    steps: Steps, version: Version, admin_url: str, url: str, *, force: bool, use_http_11: bool | None
+    steps: Steps, version: Version, endpoint: AdminEndpoint, url: str, *, force: bool, use_http_11: bool | None
 ) -> None:
     """Register `url` for `version` and remember what Restate answered."""
-    registered = await steps.run(f"register {version.name}", register, admin_url, url, force, use_http_11)
+    registered = await steps.run(
+        f"register {version.name}", register, steps.connections, endpoint, url, force, use_http_11
+    )
     version.deployment_id, version.services = registered["id"], registered["services"]
     version.discovery = registered["discovery"]
     version.registered_at = await steps.ctx.time()
+
+
+async def deregister_version(steps: Steps, endpoint: AdminEndpoint, name: str, deployment_id: str) -> bool:
+    return await steps.run(f"deregister {name}", deregister, steps.connections, endpoint, deployment_id)
 
 
 def keep(rollout: Rollout, version: Version) -> Version:
