@@ -91,6 +91,7 @@ class Operator:
                 "RESTATE_INGRESS_URL": self.stack.restate.ingress_url,
                 "PROBES_BIND": f"127.0.0.1:{port}",
                 "RESYNC_SECONDS": "300",
+                "OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
                 "LOG_LEVEL": "DEBUG",
                 **env,
             },

@@ -36,6 +36,9 @@ class WatcherSettings(BaseModel):
     max_in_flight: int = 16
     """MAX_IN_FLIGHT: concurrent forwards to the ingress."""
 
+    operator_namespace: str = "restate-operator"
+    """OPERATOR_NAMESPACE: where the Restate Cloud token Secrets live (their creation and rotation are watched)."""
+
     kinds: tuple[str, ...] = tuple(k.kind for k in kinds.CUSTOM)
     """WATCH_KINDS: comma-separated custom resource kinds to watch (those the services process serves)."""
 
@@ -51,6 +54,7 @@ class WatcherSettings(BaseModel):
             "coalesce_max_seconds": env.get("COALESCE_MAX_SECONDS"),
             "watch_timeout_seconds": env.get("WATCH_TIMEOUT_SECONDS"),
             "max_in_flight": env.get("MAX_IN_FLIGHT"),
+            "operator_namespace": env.get("OPERATOR_NAMESPACE"),
             "kinds": tuple(k.strip() for k in env["WATCH_KINDS"].split(",") if k.strip())
             if env.get("WATCH_KINDS")
             else None,

@@ -8,20 +8,19 @@ deregister through the same journaled calls here, and report versions in the sam
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import restate
 
 from services import errors, metrics
-from services.builders.deployment import AdminEndpoint, TokenSecret
+from services.builders.deployment import AdminEndpoint
 from services.clients.connections import Connections
 from services.clients.kube import Obj
-from services.clients.restate_admin import RestateAdmin
 from services.contract import split_key
 from services.models.deployment import RestateDeploymentSpec, VersionPhase, VersionStatus
 from services.reconcilers import phases
+from services.reconcilers.admin import admin
 from services.reconcilers.engine import Outcome, rfc3339
 from services.reconcilers.rollout import DRAIN_QUERY, DrainReport, Rollout, Version
 from services.reconcilers.steps import Steps
@@ -54,53 +53,6 @@ def save(ctx: restate.ObjectContext, rollout: Rollout) -> None:
 
 
 # --- journaled calls to Restate's admin API (results stay small) ---
-
-
-@asynccontextmanager
-async def admin(connections: Connections, endpoint: AdminEndpoint) -> AsyncIterator[RestateAdmin]:
-    """A client for `endpoint`, with its bearer token read now, inside the calling step: the token
-    is never a step result, so it never reaches the journal (and a rotated Secret counts at once)."""
-    token = await _token(connections, endpoint.token) if endpoint.token else None
-    async with RestateAdmin(endpoint.url, token=token) as client:
-        try:
-            yield client
-        except errors.Rejected as exc:
-            if endpoint.token is None or exc.status not in (401, 403):
-                raise
-            secret = endpoint.token
-            raise errors.Forbidden(
-                f"Restate Cloud refused the API token from Secret {secret.namespace}/{secret.name} (key {secret.key}), "
-                f"which {secret.owner} names (HTTP {exc.status}); put a valid API token for the environment there: "
-                "the next reconcile uses it",
-                reason="CloudTokenRejected",
-            ) from exc
-
-
-async def _token(connections: Connections, secret: TokenSecret) -> str:
-    where = f"Secret {secret.namespace}/{secret.name}"
-    data = await (await connections.kube()).secret_data(secret.name, secret.namespace)
-    if data is None:
-        raise errors.PermanentError(
-            f"{where}, which {secret.owner} names for its API token, does not exist: create it with the token "
-            f"under key {secret.key}",
-            reason="SecretNotFound",
-        )
-    if secret.key not in data:
-        raise errors.PermanentError(
-            f"{where} has no key {secret.key}, which {secret.owner} names for its API token: add it, or "
-            "change spec.authentication.secret.key",
-            reason="SecretKeyNotFound",
-        )
-    try:
-        token = data[secret.key].strip().decode()  # Secrets often end in a newline
-    except UnicodeDecodeError:
-        token = ""
-    if not token:
-        raise errors.PermanentError(
-            f"{where} key {secret.key}, the API token of {secret.owner}, is empty or not text: put the token there",
-            reason="InvalidBearerToken",
-        )
-    return token
 
 
 async def query_drain(connections: Connections, endpoint: AdminEndpoint) -> list[dict[str, Any]]:
