@@ -60,6 +60,7 @@ class Operator:
                 "PROBES_BIND": f"127.0.0.1:{self.services_probes_port}",
                 "OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
                 "SHUTDOWN_GRACE_SECONDS": "2",
+                "SSL_CERT_FILE": str(self.stack.ca.bundle),  # the test CA too: a Restate Cloud double
                 **self.services_env,
                 **env,
             },

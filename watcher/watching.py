@@ -41,7 +41,7 @@ async def watch_kind(
         try:
             if resource_version is None:
                 listed = await kube.list(res, namespace, label_selector=label_selector, metadata_only=metadata_only)
-                for item in listed["items"]:
+                for item in listed.get("items") or []:  # null in an empty PartialObjectMetadataList
                     item.setdefault("kind", res.kind)
                     item.setdefault("apiVersion", res.api_version)
                     on_event("ADDED", item)

@@ -174,6 +174,8 @@ def test_default_install_renders_operator_bootstrap_restate_and_crds(default: li
         ("ClusterRoleBinding", "restate-operator-watcher"),
         ("Role", "restate-operator"),
         ("RoleBinding", "restate-operator"),
+        ("Role", "restate-operator-watcher"),  # token Secrets' metadata, for rotation
+        ("RoleBinding", "restate-operator-watcher"),
         ("Deployment", "restate-operator"),
         ("Deployment", "restate-operator-watcher"),
         ("Service", "restate-operator"),

@@ -188,3 +188,14 @@ def test_in_process_needs_register_cloud() -> None:
     with pytest.raises(errors.InvalidSpec, match=r"needs spec\.restate\.register\.cloud"):
         build.in_process_tunnel(obj, None)
     assert build.in_process_tunnel(rsd(tunnelMode="external"), environment()) is None
+
+
+def test_knative_registers_its_route_through_the_tunnel_with_register_cloud() -> None:
+    from services.reconcilers.knative_mode import registered_url
+    from services.reconcilers.targets import Target
+
+    route = "http://greeter-abc.shop.svc.cluster.local"
+    uid = environment()["metadata"]["uid"]
+    through = registered_url(route, Target(build.AdminEndpoint("https://a"), environment()))
+    assert through == f"https://tunnel.us.restate.cloud:9080/123abc/{uid}/http/greeter-abc.shop.svc.cluster.local/80/"
+    assert registered_url(route, Target(build.AdminEndpoint("http://r:9070"))) == route
