@@ -9,11 +9,8 @@ test_rollout.py, these tests share the Restate service `Versioned`: they run one
 
 from __future__ import annotations
 
-import base64
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,38 +21,13 @@ from devstack.cloud import CloudDouble
 from devstack.images import VERSIONED_IMAGE
 from devstack.operator import OPERATOR_NAMESPACE, Operator
 from devstack.stack import Stack
+from tests.e2e.cloud import REGION, SECRET, environment, set_token, through_cloud
 from tests.e2e.versioned import NAME, deployments, namespace_for, phases, versions, wait_ready
 from tests.helpers import apply, condition, get, sql
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
-REGION = "eu"
-SECRET = "cloud-token"
-
-
-def set_token(stack: Stack, token: str) -> None:
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": SECRET, "namespace": OPERATOR_NAMESPACE},
-        "data": {"token": base64.b64encode(f"{token}\n".encode()).decode()},  # a trailing newline, as files have
-    }
-    apply(stack, secret)
-
-
-def environment(name: str, environment_id: str) -> Obj:
-    return {
-        "apiVersion": "restate.dev/v1beta1",
-        "kind": "RestateCloudEnvironment",
-        "metadata": {"name": name},
-        "spec": {
-            "environmentId": f"env_{environment_id}",
-            "region": REGION,
-            "signingPublicKey": "publickeyv1_2mjpwSmD6C2cyoZEo6xrc7AHmBqUPEsUPgVmJLmKqVDUEKAzU",
-            "authentication": {"secret": {"name": SECRET, "key": "token"}},
-        },
-    }
 
 
 def rsd(namespace: str, tag: str, cloud: str, **restate: Any) -> Obj:
@@ -81,38 +53,6 @@ def rsd(namespace: str, tag: str, cloud: str, **restate: Any) -> Obj:
             "restate": {"register": {"cloud": cloud}, "drainDelaySeconds": 1, **restate},
         },
     }
-
-
-@pytest.fixture(scope="module")
-def cloud(operator: Operator) -> Iterator[CloudDouble]:
-    """One Restate Cloud environment played locally, with its token Secret (no RestateCloudEnvironment yet)."""
-    stack = operator.stack
-    environment_id = uuid.uuid4().hex[:12]
-    double = CloudDouble(
-        ca=stack.ca,
-        kubeconfig=stack.control_plane.kubeconfig,
-        hosts_file=stack.hosts_file,
-        runner_state=stack.work / "pod-runner" / "state.json",
-        restate_admin=stack.restate.admin_url,
-        restate_ingress=stack.restate.ingress_url,
-        environment_id=environment_id,
-        region=REGION,
-        token="right-token",
-        operator_namespace=OPERATOR_NAMESPACE,
-        log_file=stack.work / "logs" / "restate-cloud.log",
-    )
-    set_token(stack, double.token)
-    double.start()
-    try:
-        yield double
-    finally:
-        double.stop()
-        stack.control_plane.kubectl("delete", "secret", SECRET, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
-
-
-def through_cloud(double: CloudDouble, handler: str, body: Any = None, *, send: bool = False) -> httpx.Response:
-    with double.ingress() as ingress:
-        return ingress.post(f"/Versioned/{handler}{'/send' if send else ''}", json=body)
 
 
 def reason(stack: Stack, namespace: str) -> tuple[str, str]:
