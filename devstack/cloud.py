@@ -48,6 +48,9 @@ logger = logging.getLogger("restate-cloud")
 HOSTS_OWNER = "restate cloud double"
 TUNNEL_CACHE_SECONDS = 0.5
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "proxy-connection", "host"}
+# Cloud ends authentication at its edge: the token is not passed on (Restate would keep it with the
+# invocation's headers, in its journal).
+NOT_FORWARDED = HOP_BY_HOP | {"authorization"}
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -292,7 +295,7 @@ class CloudDouble:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in HOP_BY_HOP]
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in NOT_FORWARDED]
         try:
             response = await http.request(scope["method"], url, headers=headers, content=body)
         except httpx.HTTPError as exc:

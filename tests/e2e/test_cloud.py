@@ -65,6 +65,23 @@ def wait_reason(stack: Stack, namespace: str, wanted: str, timeout: float = 60) 
     return reason(stack, namespace)[1]
 
 
+def assert_no_secret(stack: Stack, *secrets: str) -> None:
+    """Scan what a person (or an attacker with read access) can see: Restate's journals and state
+    (`restate sql`), the reconcilers' Events and statuses, and every log of the stack."""
+    seen = {
+        "journal": json.dumps(sql(stack, "SELECT * FROM sys_journal")),
+        "state": json.dumps(sql(stack, "SELECT * FROM state")),
+        "invocations": json.dumps(sql(stack, "SELECT * FROM sys_invocation")),
+        "events": stack.control_plane.kubectl("get", "events", "-A", "-o", "json"),
+        "resources": stack.control_plane.kubectl("get", "rsd,rce", "-A", "-o", "json"),
+    }
+    for log in (stack.work / "logs").glob("*.log"):
+        seen[log.name] = log.read_text(errors="replace")
+    leaks = [(where, secret) for where, text in seen.items() for secret in secrets if secret in text]
+    assert leaks == []
+    assert "query Restate deployments" in seen["journal"], "the scan reads the reconcilers' journals"
+
+
 def test_cloud_deployment_registers_through_the_tunnel_rolls_out_and_survives_token_trouble(
     operator: Operator, cloud: CloudDouble
 ) -> None:
@@ -146,6 +163,9 @@ def test_cloud_deployment_registers_through_the_tunnel_rolls_out_and_survives_to
         wait_ready(stack, ns, timeout=60)
         assert condition(get(stack, "rsd", NAME, ns), "Degraded").get("status") == "False"
         assert through_cloud(cloud, "whoami").json() == "v2"
+
+        # No token value anywhere the operator writes: journals, state, logs (of every process here).
+        assert_no_secret(stack, "right-token", "wrong-token", "rotated-token")
 
         # The environment deleted: its dependants say so; its tunnel goes with it.
         stack.control_plane.kubectl("delete", "rce", env_name, "--wait=true", "--timeout=60s")
