@@ -17,6 +17,7 @@ Objects the resource does not control (a user's Service named like it) are never
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -155,6 +156,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
     await steps.apply(build.version_service(rsd, hash_, replica_set_uid))
     pods = _pods(existing, spec.replicas)
 
+    await _restore_lost(steps, rsd, rollout, found, spec.replicas, in_process)
     seen = await _observe_desired(steps, rsd, spec, rollout, pods, report)
     desired = phases.next_phase(rollout.versions[0], seen)
     latest = await _act(steps, rsd, spec, rollout, desired, target, found)
@@ -183,6 +185,46 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
     _count_pods(rollout, latest, found, pods)
     versions.save(ctx, rollout)
     return _outcome(rsd, spec, rollout, latest, desired, pods, report, hash_, collisions, next_wakeup, conflict)
+
+
+async def _restore_lost(
+    steps: Steps,
+    rsd: Obj,
+    rollout: Rollout,
+    found: Mapping[str, ReplicaSetView],
+    replicas: int,
+    in_process: InProcessTunnel | None,
+) -> None:
+    """A draining version whose ReplicaSet someone deleted while Restate still has work for it: its
+    invocations could never finish. Re-create it (and its Service) from the template it was created
+    with, and say so; without a remembered template, say what is lost and how to end it."""
+    for version in rollout.versions[1:]:
+        work = version.active_invocations or 0
+        if version.phase != VersionPhase.DRAINING or version.name in found or not work:
+            continue
+        if version.template is None:
+            await steps.event(
+                rsd,
+                "Warning",
+                "VersionLost",
+                f"ReplicaSet {version.name} was deleted while {work} invocation(s) still need it, and its template is "
+                "not known to re-create it: restore it, or `forceDrain` the version to give up on that work",
+                "Reconcile",
+                step=f"event VersionLost {version.name}",
+            )
+            continue
+        shaped = {**rsd, "spec": {**rsd["spec"], "template": json.loads(version.template)}}
+        created = await steps.apply(build.replica_set(shaped, version.hash, replicas=replicas, in_process=in_process))
+        await steps.apply(build.version_service(shaped, version.hash, str(created["metadata"]["uid"])))
+        await steps.event(
+            rsd,
+            "Warning",
+            "VersionRecreated",
+            f"ReplicaSet {version.name} was deleted while {work} invocation(s) still need it; re-created it from "
+            "its template so they can finish",
+            "Reconcile",
+            step=f"event VersionRecreated {version.name}",
+        )
 
 
 def _pods(existing: ReplicaSetView | None, replicas: int) -> phases.Pods:

@@ -14,6 +14,7 @@ from typing import Any
 import restate
 
 from services import errors, metrics
+from services.builders import deployment as build
 from services.builders.deployment import AdminEndpoint
 from services.clients.connections import Connections
 from services.clients.kube import Obj
@@ -197,6 +198,8 @@ def make_desired(rollout: Rollout, rsd: Obj, name: str, hash_: str, now: float, 
     if not version.images and not pinned:
         containers = rsd["spec"]["template"]["spec"].get("containers") or []
         version.images = [str(c.get("image")) for c in containers]
+    if not version.template and not pinned:
+        version.template = build.template_json(rsd)
     return version
 
 
