@@ -121,6 +121,7 @@ class ControlPlane:
     nodes: int = 2
     processes: list[procs.Process] = field(default_factory=list)
     api_port: int = 0
+    _argv: dict[str, list[str | Path]] = field(default_factory=dict)
 
     @property
     def kubeconfig(self) -> Path:
@@ -281,7 +282,26 @@ class ControlPlane:
     def _spawn(self, name: str, argv: list[str | Path], logs: Path) -> procs.Process:
         process = procs.start(name, argv, log_dir=logs)
         self.processes.append(process)
+        self._argv[name] = argv
         return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component (`etcd`, `kube-apiserver`, ...), for crash tests; `revive` brings it back."""
+        next(p for p in self.processes if p.name == name).kill()
+
+    def revive(self, name: str) -> None:
+        """Start a killed component again with its arguments (etcd keeps its data directory) and wait
+        until the apiserver answers again."""
+        index = next(i for i, p in enumerate(self.processes) if p.name == name)
+        old = self.processes[index]
+        old.kill()
+        self.processes[index] = procs.start(name, self._argv[name], log_dir=old.log.parent)
+        procs.wait_until(
+            "kube-apiserver /readyz after a restart",
+            lambda: procs.http_ok(f"{self.server}/readyz", ca_file=self.ca_file),
+            timeout=90,
+            process=self.processes[index],
+        )
 
     def _nodes_ready(self) -> bool:
         nodes = json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"]
