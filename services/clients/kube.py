@@ -110,7 +110,7 @@ class Kube:
                 _request_timeout=deadline,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise errors.Unavailable(f"{method} {path}: {exc!r}") from exc
+            raise errors.Unavailable(f"Kubernetes API unreachable ({method} {path}): {errors.describe(exc)}") from exc
         async with response:
             text = await response.text()
             if 200 <= response.status < 300:
@@ -272,7 +272,9 @@ class Kube:
                 _request_timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=timeout_seconds + 30),
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise errors.Unavailable(f"watch {res.plural}: {exc!r}") from exc
+            raise errors.Unavailable(
+                f"Kubernetes API unreachable (watch {res.plural}): {errors.describe(exc)}"
+            ) from exc
         async with response:
             if response.status != 200:
                 text = await response.text()
@@ -282,7 +284,7 @@ class Kube:
                     if line.strip():
                         yield json.loads(line)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise errors.Unavailable(f"watch {res.plural} broke: {exc!r}") from exc
+                raise errors.Unavailable(f"watch {res.plural} broke: {errors.describe(exc)}") from exc
 
 
 def _status_message(text: str) -> str:
