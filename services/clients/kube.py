@@ -117,7 +117,7 @@ class Kube:
                 return json.loads(text) if text else None
             raise errors.from_status(
                 response.status,
-                f"{method} {path}: {_status_message(text)}",
+                _explain(method, path, text),
                 retry_after=errors.parse_retry_after(response.headers.get("Retry-After")),
             )
 
@@ -285,6 +285,14 @@ class Kube:
                         yield json.loads(line)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 raise errors.Unavailable(f"watch {res.plural} broke: {errors.describe(exc)}") from exc
+
+
+def _explain(method: str, path: str, text: str) -> str:
+    """A refusal as a person reads it: the Status message alone when it names the object (it does:
+    `ReplicaSet.apps "x" is invalid: spec...`), else the request and what came back. The URL path
+    in front of a Status message only pushed the cause past the 500-character truncation."""
+    message = _status_message(text)
+    return message if '"' in message else f"{method} {path}: {message}"
 
 
 def _status_message(text: str) -> str:

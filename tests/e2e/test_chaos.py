@@ -57,6 +57,7 @@ def latest(obj: dict[str, Any]) -> str:
     return str(next(v["name"] for v in versions if v["phase"] == "Latest"))
 
 
+@pytest.mark.timeout(600)  # a 45 s fault, a 60 s hold, up to RECOVERY_BOUND to Ready, then the drain
 @pytest.mark.parametrize("round_", range(ROUNDS), ids=lambda r: f"round{r}")
 @pytest.mark.parametrize(("fault", "window"), SCENARIOS)
 def test_a_rollout_under_a_faulty_admin_api_loses_nothing_and_recovers(

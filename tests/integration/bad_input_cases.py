@@ -268,8 +268,16 @@ CASES: list[Case] = [
         "RestateDeployment",
         put("spec.selector", {"matchLabels": {"app": "other"}}),
         "runtime",
-        "selector",
+        "`selector` does not match template `labels`",
     ),
+    Case(
+        "selector-missing-label",
+        "RestateDeployment",
+        put("spec.selector", {"matchLabels": {"app": "svc", "tier": "backend"}}),
+        "runtime",
+        "`selector` does not match template `labels`",
+    ),
+    Case("selector-subset-is-fine", "RestateDeployment", put("spec.selector", {"matchLabels": {"app": "svc"}}), "ok"),
     Case(
         "selector-bad-operator",
         "RestateDeployment",

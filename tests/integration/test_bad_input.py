@@ -110,7 +110,10 @@ def test_bad_input_admission_cannot_know_is_degraded_with_one_warning_and_nothin
     obj = wait_degraded(stack, ns, name)
     degraded, ready = condition(obj, "Degraded"), condition(obj, "Ready")
     assert ready["status"] == "False"
+    print(f"\nbad-input {case.id}: {degraded['message']}")
     assert case.says in degraded["message"], degraded["message"]
+    assert "fix the field it names in this resource's spec" in degraded["message"], "what to do"
+    assert " /apis/" not in degraded["message"], "no request path in front of the apiserver's own words"
     assert_readable(degraded["message"])
     warnings = events_about(stack, ns, name)
     assert [e["note"] for e in warnings] == [degraded["message"]], "exactly one Warning Event, saying the same"
