@@ -59,7 +59,7 @@ class Fault:
             return f"HTTP {self.status}" + (f" Retry-After {self.retry_after:g}" if self.retry_after else "")
         if self.mode == "slow":
             return f"slow {self.delay:g}s"
-        return self.mode.replace("_", " ")
+        return "connection refused" if self.mode == "refuse" else self.mode.replace("_", " ")
 
 
 @dataclass(frozen=True)

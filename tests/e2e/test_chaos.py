@@ -115,4 +115,5 @@ def test_a_rollout_under_a_faulty_admin_api_loses_nothing_and_recovers(
                 "samples": len(invariants.samples),
             }
         )
-        assert faulted > 0, "the fault was met"
+        # A refused connection never reaches the proxy, so it cannot be counted there.
+        assert faulted > 0 or fault.mode == "refuse", "the fault was met"
