@@ -37,8 +37,9 @@ test: tools lint
 CHAOS_ROUNDS ?= 3
 chaos: tools
 	mkdir -p .chaos && rm -f .chaos/results.jsonl
-	CHAOS_ROUNDS=$(CHAOS_ROUNDS) CHAOS_RESULTS=$(CURDIR)/.chaos/results.jsonl $(PY) -m pytest tests/e2e/test_chaos.py -m "e2e or chaos" -p no:cacheprovider
-	$(PY) -m tests.chaos_report .chaos/results.jsonl
+	CHAOS_ROUNDS=$(CHAOS_ROUNDS) CHAOS_RESULTS=$(CURDIR)/.chaos/results.jsonl \
+	  $(PY) -m pytest tests/e2e/test_chaos.py -m "e2e or chaos" -p no:cacheprovider; \
+	  status=$$?; $(PY) -m tests.chaos_report .chaos/results.jsonl; exit $$status
 
 ## crds: regenerate crd/*.yaml from the pydantic models
 crds: $(STAMP)
