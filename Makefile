@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test unit lint tools crds chart-rbac dev dev-down clean
+.PHONY: test unit lint tools crds chart-rbac dev dev-down clean chaos
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ unit: $(STAMP)
 ## test: install everything, lint, then the whole suite (unit, integration, e2e)
 test: tools lint
 	$(PY) -m pytest
+
+## chaos: every fault scenario of tests/e2e/test_chaos.py, CHAOS_ROUNDS times (default 3), figures in .chaos/ (docs/reliability.md)
+CHAOS_ROUNDS ?= 3
+chaos: tools
+	mkdir -p .chaos && rm -f .chaos/results.jsonl
+	CHAOS_ROUNDS=$(CHAOS_ROUNDS) CHAOS_RESULTS=$(CURDIR)/.chaos/results.jsonl \
+	  $(PY) -m pytest tests/e2e/test_chaos.py -m "e2e or chaos" -p no:cacheprovider; \
+	  status=$$?; $(PY) -m tests.chaos_report .chaos/results.jsonl; exit $$status
 
 ## crds: regenerate crd/*.yaml from the pydantic models
 crds: $(STAMP)

@@ -35,9 +35,15 @@ def tier(item: pytest.Item) -> int:
     )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Fast tiers first, across both trees: a broken unit test reports before the stack even starts."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fast tiers first, across both trees: a broken unit test reports before the stack even starts.
+    The long fault scenarios (marker `chaos`) run only when asked for (`make chaos`: `-m chaos`)."""
     items.sort(key=tier)
+    if "chaos" not in (config.option.markexpr or ""):
+        skip = pytest.mark.skip(reason="a long fault scenario: `make chaos` runs it")
+        for item in items:
+            if item.get_closest_marker("chaos") is not None:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

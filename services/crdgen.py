@@ -10,6 +10,7 @@ the kind registry (`services.kinds`).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +32,18 @@ INT_OR_STRING = {
     "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
     "io.k8s.apimachinery.pkg.api.resource.Quantity",
 }
+QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
+# The apiserver checks the quantities of a real Pod, never those of a template inside our CRDs: without
+# this pattern `cpu: lots` or `memory: 1GB` is accepted and fails only when the operator writes the
+# ReplicaSet or StatefulSet. The grammar of resource.Quantity (number, then a binary or decimal SI
+# suffix or an exponent). A pattern, not CEL `isQuantity`: the rule's estimated cost over every
+# quantity of an embedded PodSpec exceeds the CRD budget a hundredfold; a pattern costs nothing.
+QUANTITY_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+QUANTITY_SCHEMA: Schema = {"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN}
+# An image reference never holds whitespace, yet a Pod's image is checked only for a leading or
+# trailing blank, and a template's not even that: `my image:1` would wait for pods forever.
+CONTAINERS = {"io.k8s.api.core.v1.Container", "io.k8s.api.core.v1.EphemeralContainer"}
+IMAGE_PATTERN = r"^\S+$"
 DROPPED_KUBE_KEYS = {
     "x-kubernetes-patch-merge-key",
     "x-kubernetes-patch-strategy",
@@ -94,15 +107,20 @@ class _Structural:
         return out
 
     def kube_type(self, name: str) -> Schema:
+        if name == QUANTITY:
+            return copy.deepcopy(QUANTITY_SCHEMA)
         if name in INT_OR_STRING:
             return {"x-kubernetes-int-or-string": True}
         if name in self._stack:
             raise ValueError(f"recursive Kubernetes type {name} cannot be inlined into a CRD")
         self._stack.append(name)
         try:
-            return self.kube_node(self.kube[name])
+            node = self.kube_node(self.kube[name])
         finally:
             self._stack.pop()
+        if name in CONTAINERS and "image" in node.get("properties", {}):
+            node["properties"]["image"]["pattern"] = IMAGE_PATTERN
+        return node
 
     def kube_node(self, node: Schema) -> Schema:
         ref = node.get("$ref") or (node["allOf"][0]["$ref"] if len(node.get("allOf", [])) == 1 else None)

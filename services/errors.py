@@ -20,6 +20,8 @@ server's own explanation, truncated, never a raw body dump. Not here: Restate's 
 
 from __future__ import annotations
 
+import re
+
 MAX_MESSAGE = 500
 
 
@@ -97,6 +99,45 @@ class InvalidSpec(PermanentError):
     """The resource's spec asks for something no object can be built from; the message says what to change."""
 
     reason = "InvalidSpec"
+
+
+# What a person should read for the low-level causes a network call dies of (matched in the text).
+_CAUSES = (
+    (
+        ("Name or service not known", "nodename nor servname", "Temporary failure in name resolution"),
+        "its host name does not resolve",
+    ),
+    (("Connection refused",), "the connection was refused (nothing listens there)"),
+    (("Connection reset",), "the connection was reset"),
+    (("Network is unreachable", "No route to host"), "the network is unreachable"),
+    (("certificate verify failed", "CERTIFICATE_VERIFY_FAILED"), "its TLS certificate is not trusted"),
+)
+
+
+def describe(exc: BaseException) -> str:
+    """A library exception as a sentence a person reads, never a Python repr.
+
+    Connection and timeout errors (httpx, aiohttp, OSError) often carry their real cause two levels
+    down (`__cause__`/`__context__`) and sometimes no text at all (httpx's ReadTimeout); this walks
+    the chain, names the common causes plainly and falls back to the class name in words."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = re.sub(r"^\[Errno -?\d+\] ", "", str(current).strip())
+        if text and text not in texts:
+            texts.append(text)
+        current = current.__cause__ or current.__context__
+    joined = "; ".join(texts)
+    for needles, plain in _CAUSES:
+        if any(n in joined for n in needles):
+            return plain
+    if "timeout" in type(exc).__name__.lower() or "timed out" in joined.lower():
+        return "no answer in time (timed out)"
+    if joined:
+        return truncate(joined, 300)
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).lower()
 
 
 def from_status(status: int, message: str, *, retry_after: float | None = None) -> OperatorError:

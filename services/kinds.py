@@ -150,7 +150,7 @@ DEPLOYMENT = CustomKind(
     short_name="rsd",
     namespaced=True,
     finalizer="deployments.restate.dev",
-    name_pattern=DNS_LABEL_PATTERN,
+    name_pattern=deployment.NAME_PATTERN,
     name_max_length=deployment.MAX_NAME_LENGTH,
     printer_columns=[
         {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},

@@ -114,14 +114,14 @@ class Kube:
                 _request_timeout=deadline,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise errors.Unavailable(f"{method} {path}: {exc!r}") from exc
+            raise errors.Unavailable(f"Kubernetes API unreachable ({method} {path}): {errors.describe(exc)}") from exc
         async with response:
             text = await response.text()
             if 200 <= response.status < 300:
                 return json.loads(text) if text else None
             raise errors.from_status(
                 response.status,
-                f"{method} {path}: {_status_message(text)}",
+                _explain(method, path, text),
                 retry_after=errors.parse_retry_after(response.headers.get("Retry-After")),
             )
 
@@ -291,7 +291,9 @@ class Kube:
                 _request_timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=timeout_seconds + 30),
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise errors.Unavailable(f"watch {res.plural}: {exc!r}") from exc
+            raise errors.Unavailable(
+                f"Kubernetes API unreachable (watch {res.plural}): {errors.describe(exc)}"
+            ) from exc
         async with response:
             if response.status != 200:
                 text = await response.text()
@@ -301,7 +303,15 @@ class Kube:
                     if line.strip():
                         yield json.loads(line)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise errors.Unavailable(f"watch {res.plural} broke: {exc!r}") from exc
+                raise errors.Unavailable(f"watch {res.plural} broke: {errors.describe(exc)}") from exc
+
+
+def _explain(method: str, path: str, text: str) -> str:
+    """A refusal as a person reads it: the Status message alone when it names the object (it does:
+    `ReplicaSet.apps "x" is invalid: spec...`), else the request and what came back. The URL path
+    in front of a Status message only pushed the cause past the 500-character truncation."""
+    message = _status_message(text)
+    return message if '"' in message else f"{method} {path}: {message}"
 
 
 def _status_message(text: str) -> str:

@@ -39,7 +39,10 @@ class RestateAdmin:
             response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             metrics.ADMIN_CALLS.labels(operation=operation, outcome="unreachable").inc()
-            raise errors.Unavailable(f"{operation}: {exc!r}") from exc
+            raise errors.Unavailable(
+                f"Restate admin API {self._http.base_url} did not answer ({operation}): {errors.describe(exc)}; "
+                "check that the URL names a Restate admin API (port 9070) the operator can reach"
+            ) from exc
         if response.is_success:
             metrics.ADMIN_CALLS.labels(operation=operation, outcome="ok").inc()
             return response
@@ -86,13 +89,17 @@ class RestateAdmin:
 
 
 def _error(operation: str, response: httpx.Response) -> errors.OperatorError:
+    where = f"Restate admin API {response.request.url.copy_with(path='/', query=None)}"
     try:
         body = response.json()
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
         message = str(body.get("message") or response.text)
         code = body.get("restate_code")
     except ValueError:
-        message, code = response.text, None
-    text = f"{operation}: HTTP {response.status_code}: {message}"
+        # Restate answers every error as a JSON object: anything else is some other server.
+        message, code = _not_restate(response), None
+    text = f"{where} refused {operation} (HTTP {response.status_code}): {message}"
     status = response.status_code
     if status == 429 or (status >= 500 and code is None):
         return errors.Unavailable(text, retry_after=errors.parse_retry_after(response.headers.get("Retry-After")))
@@ -100,3 +107,12 @@ def _error(operation: str, response: httpx.Response) -> errors.OperatorError:
         # The service endpoint was unreachable or HTTP/1.1-only: may heal as pods come up.
         return errors.Unavailable(text)
     return errors.Rejected(text, status=status, code=code)
+
+
+def _not_restate(response: httpx.Response) -> str:
+    """What to say when the answer is not Restate's (an HTML 404, a proxy's page, an ingress port)."""
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    return (
+        f"the answer ({kind}) is not a Restate admin API's; point register at Restate's admin API "
+        "(port 9070, not the ingress 8080)"
+    )

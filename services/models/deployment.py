@@ -24,6 +24,9 @@ from services.models.common import (
 
 # `<name>-<hash>` names a Service, a DNS label of at most 63 characters; the hash takes up to 10.
 MAX_NAME_LENGTH = 52
+# ...and a Service name is a DNS-1035 label: it starts with a letter. A name like `1greeter` passed a
+# DNS-1123 check, got its ReplicaSet, and then failed on its Service: half applied.
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 
 class PodTemplateMetadata(Model):
@@ -52,13 +55,20 @@ class ServiceTarget(Model):
 class Register(Model):
     """Where the Restate admin API lives; exactly one field must be set."""
 
-    cluster: str | None = Field(default=None, description="Name of a RestateCluster managed by this operator.")
-    cloud: str | None = Field(default=None, description="Name of a RestateCloudEnvironment.")
+    cluster: str | None = Field(
+        default=None, min_length=1, description="Name of a RestateCluster managed by this operator."
+    )
+    cloud: str | None = Field(default=None, min_length=1, description="Name of a RestateCloudEnvironment.")
     service: ServiceTarget | None = Field(default=None, description="An in-cluster Service exposing the admin API.")
     url: str | None = Field(
         default=None,
         description="The admin API's URL, e.g. http://restate.restate.svc:9070; a path prefix is kept.",
-        json_schema_extra=rules(("isURL(self) && self.matches('^https?://')", "url must be an http(s) URL")),
+        json_schema_extra=rules(
+            (
+                "isURL(self) && self.matches('^https?://') && url(self).getHostname() != ''",
+                "url must be an http(s) URL with a host, e.g. http://restate.restate.svc:9070",
+            )
+        ),
     )
 
 

@@ -42,6 +42,19 @@ _CLASSES: dict[str, type[errors.OperatorError]] = {
 }
 
 
+class StepFailed(Exception):
+    """A passing failure as Restate records it: the SDK journals `repr()` of what a step raised, and
+    once the step's attempts run out that text becomes the resource's message, so it must read as
+    our message (`Unavailable("query: ConnectError(...)")` did not)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return self.message
+
+
 def to_restate(exc: errors.OperatorError) -> Exception:
     """What a step body raises to Restate instead of `exc` (the caller chains it with `from exc`)."""
     if isinstance(exc, errors.PermanentError):
@@ -49,7 +62,7 @@ def to_restate(exc: errors.OperatorError) -> Exception:
         return restate.TerminalError(exc.message, status_code=PERMANENT_STATUS, metadata=metadata)
     if isinstance(exc, errors.TransientError) and exc.retry_after:
         return RetryableError(exc.message, retry_after=timedelta(seconds=exc.retry_after))
-    return exc
+    return StepFailed(exc.message)
 
 
 def is_cancellation(exc: restate.TerminalError) -> bool:

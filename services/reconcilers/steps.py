@@ -25,6 +25,9 @@ from services.settings import Settings
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# What to do about a child the apiserver refused: it was built from the resource's spec.
+APPLY_FIX = "fix the field it names in this resource's spec (the operator builds that object from it)"
+
 STEP_OPTIONS: restate.RunOptions[Any] = restate.RunOptions(
     max_attempts=4,
     initial_retry_interval=timedelta(milliseconds=200),
@@ -73,7 +76,11 @@ class Steps:
         where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
 
         async def apply() -> Obj:
-            return summary(await (await self.kube()).apply(obj))
+            try:
+                return summary(await (await self.kube()).apply(obj))
+            except errors.Invalid as exc:
+                # The apiserver names the child's field; the person must change the resource it came from.
+                raise errors.Invalid(f"{errors.truncate(exc.message, 300)}; {APPLY_FIX}") from exc
 
         applied = await self.run(f"apply {obj['kind']} {where}", apply)
         await self.pause()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -64,7 +65,19 @@ def test_embedded_kubernetes_types_carry_their_real_schema() -> None:
     toleration = compute["properties"]["tolerations"]["items"]
     assert {"Equal", "Exists"} <= set(toleration["properties"]["operator"]["enum"])
     requests = compute["properties"]["resources"]["properties"]["requests"]["additionalProperties"]
-    assert requests == {"x-kubernetes-int-or-string": True}
+    # A quantity is checked against resource.Quantity's grammar (the apiserver checks none in a template).
+    assert requests == {"x-kubernetes-int-or-string": True, "pattern": crdgen.QUANTITY_PATTERN}
+
+
+@pytest.mark.parametrize("good", ["1", "0.5", ".5", "500m", "1.5Gi", "512Mi", "2e3", "1E-3", "+1k", "100u", "10n"])
+def test_the_quantity_pattern_accepts_what_kubernetes_parses(good: str) -> None:
+    assert re.match(crdgen.QUANTITY_PATTERN, good)
+
+
+@pytest.mark.parametrize("bad", ["lots", "1GB", "1.5.5", "512 Mi", "Gi", "1Gi ", "1ki", "", "1e"])
+def test_the_quantity_pattern_refuses_what_kubernetes_does_not(bad: str) -> None:
+    """Regression: `cpu: lots` was accepted and failed only when the operator wrote the ReplicaSet."""
+    assert not re.match(crdgen.QUANTITY_PATTERN, bad)
 
 
 @pytest.mark.parametrize(

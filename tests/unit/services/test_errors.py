@@ -29,3 +29,27 @@ def test_retry_after_and_long_messages() -> None:
     assert errors.parse_retry_after("2.5") == 2.5
     assert errors.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
     assert len(errors.OperatorError("x" * 5000).message) == errors.MAX_MESSAGE
+
+
+class _Wrapped(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        pytest.param(OSError(-2, "Name or service not known"), "its host name does not resolve", id="dns"),
+        pytest.param(ConnectionRefusedError(111, "Connection refused"), "the connection was refused", id="refused"),
+        pytest.param(TimeoutError(), "no answer in time (timed out)", id="timeout"),
+        pytest.param(ValueError("[Errno 5] disk on fire"), "disk on fire", id="errno-prefix-dropped"),
+        pytest.param(_Wrapped(), "_ wrapped", id="no-text-class-in-words"),
+    ],
+)
+def test_describe_reads_as_a_sentence_never_a_repr(exc: BaseException, text: str) -> None:
+    assert errors.describe(exc).startswith(text)
+
+
+def test_describe_finds_the_cause_below_a_wrapper() -> None:
+    outer = _Wrapped("connect failed")
+    outer.__cause__ = OSError(-2, "Name or service not known")
+    assert errors.describe(outer) == "its host name does not resolve"

@@ -40,8 +40,18 @@ def test_a_transient_error_with_retry_after_asks_restate_to_wait_that_long() -> 
 
 
 def test_a_transient_error_without_retry_after_is_retried_by_the_step_policy() -> None:
-    error = errors.Conflict("someone wrote first")
-    assert failures.to_restate(error) is error
+    retried = failures.to_restate(errors.Conflict("someone wrote first"))
+    assert not isinstance(retried, restate.TerminalError | RetryableError)
+    assert str(retried) == "someone wrote first"
+
+
+def test_a_transient_error_journals_as_its_message_not_a_python_repr() -> None:
+    # Regression: the SDK journals repr() of a failed step, and once its attempts ran out the resource
+    # read `query Restate deployments: Unavailable("query: ConnectError('[Errno -2] ...')")`.
+    error = errors.Unavailable(
+        "Restate admin API http://nowhere:9070/ did not answer (query): its host name does not resolve"
+    )
+    assert repr(failures.to_restate(error)) == error.message
 
 
 def test_restate_giving_up_on_retries_is_transient_for_the_resource() -> None:

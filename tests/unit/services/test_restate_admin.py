@@ -72,6 +72,45 @@ async def test_unreachable_admin_api_is_transient() -> None:
             await client.query("SELECT 1")
 
 
+UNREACHABLE = [
+    pytest.param(
+        httpx.ConnectError("[Errno -2] Name or service not known"), "its host name does not resolve", id="dns"
+    ),
+    pytest.param(httpx.ConnectError("[Errno 111] Connection refused"), "the connection was refused", id="refused"),
+    pytest.param(httpx.ReadTimeout(""), "no answer in time (timed out)", id="timeout-without-text"),
+]
+
+
+@pytest.mark.parametrize(("raised", "cause"), UNREACHABLE)
+async def test_an_unreachable_admin_api_is_named_with_its_cause_and_the_fix(raised: Exception, cause: str) -> None:
+    """Regression: the message was `query: ConnectError('[Errno -2] Name or service not known')`."""
+
+    def api(request: httpx.Request) -> httpx.Response:
+        raise raised
+
+    async with admin(httpx.MockTransport(api), "http://nowhere.example:9070") as client:
+        with pytest.raises(errors.Unavailable) as unreachable:
+            await client.query("SELECT 1")
+    message = unreachable.value.message
+    assert message.startswith("Restate admin API http://nowhere.example:9070/ did not answer (query): " + cause)
+    assert "port 9070" in message
+    assert "Error(" not in message
+    assert "[Errno" not in message
+
+
+async def test_an_admin_url_that_is_not_restate_says_so() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text="<html>nginx</html>", headers={"content-type": "text/html"})
+
+    async with admin(httpx.MockTransport(api), "http://web.example:80") as client:
+        with pytest.raises(errors.Rejected) as rejected:
+            await client.query("SELECT 1")
+    assert rejected.value.message == (
+        "Restate admin API http://web.example/ refused query (HTTP 404): the answer (text/html) is not a Restate "
+        "admin API's; point register at Restate's admin API (port 9070, not the ingress 8080)"
+    )
+
+
 async def test_query_asks_for_json_rows() -> None:
     def api(request: httpx.Request) -> httpx.Response:
         assert request.headers["accept"] == "application/json"
