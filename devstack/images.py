@@ -36,3 +36,18 @@ def operator_argv(container: Mapping[str, Any]) -> list[str] | None:
     if repository != OPERATOR_IMAGE or command[:2] != ["python", "-m"]:
         return None
     return [sys.executable, *command[1:]]
+
+
+def runs_process(image: str) -> bool:
+    """Whether the pod runner may run a process for `image` (then that process decides readiness)."""
+    return image in IMAGES or image in RESTATE_IMAGES or image.startswith(OPERATOR_IMAGE + ":")
+
+
+def kwok_runs_process_template() -> str:
+    """The same test as `runs_process`, for kwok's Go templates: sets `$runs` for the pod."""
+    listed = " ".join(f'"{image}"' for image in sorted([*IMAGES, *RESTATE_IMAGES]))
+    return (
+        "{{ $runs := false }}{{ range .spec.containers }}"
+        f'{{{{ if or (has .image (list {listed})) (hasPrefix "{OPERATOR_IMAGE}:" .image) }}}}'
+        "{{ $runs = true }}{{ end }}{{ end }}"
+    )

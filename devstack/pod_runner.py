@@ -5,6 +5,11 @@ the runner starts the real program on a loopback address of its own (restarting 
 as a kubelet would), and maps each Service that selects such a pod, and each StatefulSet pod's
 `<hostname>.<subdomain>` name, to that address in the stack's hosts file.
 
+Readiness is the process's own: kwok starts such a pod Running but not Ready (the stages written
+by `control_plane.honest_stages`), and the runner marks it Ready once the process answers the
+container's readiness probe (an HTTP GET or a TCP connect; an exec probe or none: its port),
+checked every 50 ms until it does, then every second; three failures in a row make it NotReady.
+
 Limits (documented, not hidden): a Service's port must equal its target port, because a hosts
 file maps names, not ports; and a Service with several ready pods resolves to one of them.
 
@@ -16,12 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import os
 import random
 import re
 import signal
+import ssl
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,6 +126,68 @@ def plan_pod(pod: Obj, table: Mapping[str, list[str]], restate_images: set[str] 
     return None
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What a kubelet would check for readiness: an HTTP GET of `path` on `port`, or a TCP connect."""
+
+    port: int
+    path: str | None = None
+    https: bool = False
+
+
+def readiness_probe(container: Obj, default_port: int) -> Probe:
+    """The container's readiness probe as this runner checks it (exec probes and none: `default_port`)."""
+    probe = container.get("readiness_probe") or {}
+    check = probe.get("http_get") or probe.get("tcp_socket")
+    if not check:
+        return Probe(default_port)
+    port = check["port"]
+    if isinstance(port, str) and not port.isdigit():
+        named = [p["container_port"] for p in container.get("ports") or [] if p.get("name") == port]
+        port = named[0] if named else default_port
+    if probe.get("http_get"):
+        return Probe(int(port), check.get("path") or "/", (check.get("scheme") or "HTTP").upper() == "HTTPS")
+    return Probe(int(port))
+
+
+PROBE_TIMEOUT = 1.0  # seconds, a kubelet's default timeoutSeconds
+
+
+async def answers(probe: Probe, ip: str) -> bool:
+    """Whether the process at `ip` passes `probe` now (HTTP: a status from 200 to 399)."""
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if probe.https else None
+    if tls:
+        tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # as a kubelet: no verification
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            reader, writer = await asyncio.open_connection(ip, probe.port, ssl=tls)
+            try:
+                if probe.path is None:
+                    return True
+                writer.write(f"GET {probe.path} HTTP/1.0\r\nHost: {ip}:{probe.port}\r\n\r\n".encode())
+                status = (await reader.readline()).split()
+                return len(status) >= 2 and status[1].isdigit() and 200 <= int(status[1]) < 400
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError, ssl.SSLError):
+        return False
+
+
+def ready_status(pod: Obj, ready: bool, now: str) -> dict[str, Any]:
+    """The status patch (strategic merge) that makes `pod` Ready or not, as a kubelet writes it."""
+    value = "True" if ready else "False"
+    return {
+        "status": {
+            "conditions": [
+                {"type": kind, "status": value, "lastTransitionTime": now} for kind in ("Ready", "ContainersReady")
+            ],
+            "containerStatuses": [{"name": c["name"], "ready": ready} for c in pod["spec"]["containers"]],
+        }
+    }
+
+
 def _selects(selector: Mapping[str, str] | None, labels: Mapping[str, str] | None) -> bool:
     return bool(selector) and all((labels or {}).get(k) == v for k, v in (selector or {}).items())
 
@@ -177,6 +246,7 @@ class PodRunner:
         self.addresses: dict[PodKey, str] = {}
         self.created_dirs: list[Path] = []
         self.waiting: dict[PodKey, str] = {}
+        self.readiness: dict[PodKey, asyncio.Task[None]] = {}
 
     async def provision(self) -> None:
         """Play a hostPath provisioner for claims of the stack's default StorageClass (kwok has none)."""
@@ -261,6 +331,41 @@ class PodRunner:
         process = procs.start(f"{ns}_{name}", argv, log_dir=self.work / "pods", env=env, cwd=REPO)
         logger.info("started %s/%s on %s:%d (pid %d)", ns, name, ip, plan.port, process.pid)
         self.running[plan.key] = (plan, ip, process)
+        restarted = self._stop_probing(plan.key)
+        self.readiness[plan.key] = asyncio.create_task(self._probe(plan, ip, process, restarted))
+
+    async def _probe(self, plan: PodPlan, ip: str, process: procs.Process, ready: bool) -> None:
+        """Drive the pod's Ready condition from the process: fast until it answers, then every second.
+
+        `ready` is what the pod may show now (after a restart: still Ready, until three failures)."""
+        probe = readiness_probe(plan.container, plan.port)
+        failures = 0
+        while process.alive():
+            ok = await answers(probe, ip)
+            failures = 0 if ok else failures + 1
+            if ok != ready and (ok or failures >= 3):
+                ready = ok
+                await self._set_ready(plan, ready)
+            await asyncio.sleep(1.0 if ready else 0.05)
+        if ready:
+            await self._set_ready(plan, False)
+
+    async def _set_ready(self, plan: PodPlan, ready: bool) -> None:
+        ns, name, _ = plan.key
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            await self.api.patch_namespaced_pod_status(name, ns, ready_status(plan.pod, ready, now))
+            logger.info("%s/%s is %s", ns, name, "Ready" if ready else "not Ready")
+        except ApiException as exc:
+            if exc.status != 404:  # a pod deleted meanwhile needs no status
+                logger.warning("%s/%s: setting Ready=%s failed: %s", ns, name, ready, exc.reason)
+
+    def _stop_probing(self, key: PodKey) -> bool:
+        """Stop checking the pod's readiness; whether it was being checked."""
+        task = self.readiness.pop(key, None)
+        if task:
+            task.cancel()
+        return task is not None
 
     async def _restate_env(self, plan: PodPlan, ip: str) -> dict[str, str]:
         """What a kubelet would provide that a process here needs: the mounted config, a data dir, its own address."""
@@ -286,6 +391,7 @@ class PodRunner:
 
     async def _stop(self, key: PodKey) -> None:
         self.addresses.pop(key, None)
+        self._stop_probing(key)
         _, ip, process = self.running.pop(key)
         logger.info("stopping %s/%s on %s (pid %d)", key[0], key[1], ip, process.pid)
         await asyncio.to_thread(process.stop)
