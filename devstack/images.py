@@ -27,6 +27,9 @@ IMAGES: dict[str, list[str]] = {
 }
 
 OPERATOR_IMAGE = "restate-operator.local/restate-operator"
+# The light benchmark image (any tag is the version): every such pod is served by one shared
+# process (devstack.bench_server), as the Restate service its container's SERVICE_NAME env names.
+BENCH_IMAGE = "restate-operator.local/bench/light"
 
 
 def operator_argv(container: Mapping[str, Any]) -> list[str] | None:
@@ -40,7 +43,12 @@ def operator_argv(container: Mapping[str, Any]) -> list[str] | None:
 
 def runs_process(image: str) -> bool:
     """Whether the pod runner may run a process for `image` (then that process decides readiness)."""
-    return image in IMAGES or image in RESTATE_IMAGES or image.startswith(OPERATOR_IMAGE + ":")
+    return (
+        image in IMAGES
+        or image in RESTATE_IMAGES
+        or image.startswith(OPERATOR_IMAGE + ":")
+        or image.startswith(BENCH_IMAGE + ":")
+    )
 
 
 def kwok_runs_process_template() -> str:
@@ -48,6 +56,7 @@ def kwok_runs_process_template() -> str:
     listed = " ".join(f'"{image}"' for image in sorted([*IMAGES, *RESTATE_IMAGES]))
     return (
         "{{ $runs := false }}{{ range .spec.containers }}"
-        f'{{{{ if or (has .image (list {listed})) (hasPrefix "{OPERATOR_IMAGE}:" .image) }}}}'
+        f'{{{{ if or (has .image (list {listed})) (hasPrefix "{OPERATOR_IMAGE}:" .image)'
+        f' (hasPrefix "{BENCH_IMAGE}:" .image) }}}}'
         "{{ $runs = true }}{{ end }}{{ end }}"
     )

@@ -11,7 +11,7 @@ import pytest
 
 from devstack import images
 from devstack.control_plane import honest_stages
-from devstack.pod_runner import Probe, answers, readiness_probe, ready_status
+from devstack.pod_runner import Probe, answers, plan_pod, readiness_probe, ready_status
 
 PORTS = [{"name": "probes", "container_port": 8081}, {"name": "restate", "container_port": 9080}]
 
@@ -79,3 +79,22 @@ def test_honest_stages_leave_only_the_runners_pods_not_ready(tmp_path: Path) -> 
     assert stage.count('{{ if $runs }}"False"{{ else }}"True"{{ end }}') == 2  # Ready, ContainersReady
     assert images.HELLO_IMAGE in stage
     assert text.count("\n---\n") == source.read_text().count("\n---\n")  # every other stage kept
+
+
+def test_bench_image_pods_share_the_bench_server_and_keep_their_service_name() -> None:
+    pod = {
+        "metadata": {"name": "b0-x", "namespace": "scale", "uid": "u0", "labels": {}},
+        "spec": {
+            "node_name": "kwok-node-0",
+            "containers": [
+                {"name": "svc", "image": f"{images.BENCH_IMAGE}:v2", "env": [{"name": "SERVICE_NAME", "value": "B0"}]}
+            ],
+        },
+        "status": {"phase": "Running"},
+    }
+    plan = plan_pod(pod, images.IMAGES, images.RESTATE_IMAGES)
+    assert plan is not None
+    assert plan.shared
+    assert plan.port == 9080
+    assert plan.env["SERVICE_NAME"] == "B0"
+    assert images.runs_process(f"{images.BENCH_IMAGE}:v2")
