@@ -36,18 +36,20 @@ def running_operator() -> Iterator[Stack]:
             stack.stop()
 
 
-def ready_generation(stack: Stack, kind: str, name: str, namespace: str | None = None) -> int | None:
-    """The generation the resource is Ready for, or None while it is not Ready."""
-    scope = ["-n", namespace] if namespace else []
-    obj = json.loads(stack.control_plane.kubectl("get", kind, name, *scope, "-o", "json"))
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    ready: dict[str, Any] = next((c for c in conditions if c["type"] == "Ready"), {})
-    return int(ready["observedGeneration"]) if ready.get("status") == "True" else None
-
-
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+RESULTS = Path(os.environ.get("BENCH_RESULTS", Path(__file__).resolve().parents[2] / ".bench"))
+
+
+def record(name: str, **figures: Any) -> Path:
+    """Keep a benchmark's raw figures as `.bench/<name>.json` (BENCH_RESULTS elsewhere) for `tests.bench.plots`."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}))
+    return path
 
 
 def report(label: str, seconds: list[float]) -> None:

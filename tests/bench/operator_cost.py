@@ -18,7 +18,16 @@ import time
 from typing import Any
 
 from devstack.operator import Operator
-from tests.bench.common import Api, ReadyWatch, cpu_seconds, percentile, report, rss_mb, running_stack_and_operator
+from tests.bench.common import (
+    Api,
+    ReadyWatch,
+    cpu_seconds,
+    percentile,
+    record,
+    report,
+    rss_mb,
+    running_stack_and_operator,
+)
 from tests.bench.rollout_latency import resource
 
 RSDS = "/apis/restate.dev/v1beta1/restatedeployments"
@@ -89,6 +98,13 @@ def main(rounds: int) -> None:
             f"RSS now: services {services_rss:.0f} MB, watcher {watcher_rss:.0f} MB "
             f"(peak {rss_mb(operator.services.pid, 'VmHWM'):.0f} / "
             f"{sum(rss_mb(w.pid, 'VmHWM') for w in operator.watchers):.0f} MB)"
+        )
+        record(
+            "operator_cost",
+            created_s=created,
+            rolled_s=rolled,
+            per_change=per,
+            rss_mb={"services": services_rss, "watcher": watcher_rss},
         )
         print(f"p50 create {percentile([s * 1000 for s in created], 0.5):.0f} ms (goal <= 1100)")
         print("rerun: .venv/bin/python -m tests.bench.operator_cost --rounds", rounds)
