@@ -5,9 +5,9 @@ the runner starts the real program on a loopback address of its own (restarting 
 as a kubelet would), and maps each Service that selects such a pod, and each StatefulSet pod's
 `<hostname>.<subdomain>` name, to that address in the stack's hosts file.
 
-Readiness is the process's own: kwok starts such a pod Running but not Ready (the stages written
-by `control_plane.honest_stages`), and the runner marks it Ready once the process answers the
-container's readiness probe (an HTTP GET or a TCP connect; an exec probe or none: its port),
+Readiness is the process's own (restate-server pods excepted, see `images.runs_process`): kwok
+starts such a pod Running but not Ready (the stages written by `control_plane.honest_stages`),
+and the runner marks it Ready once the process answers the container's readiness probe (an HTTP GET or a TCP connect; an exec probe or none: its port),
 checked every 50 ms until it does (0.5 s after 5 s), then every `periodSeconds` (default 10);
 three failures in a row, or the process exiting, make it NotReady. Pods of the light benchmark
 image (`images.BENCH_IMAGE`) share one process, `devstack.bench_server`, a listener each.
@@ -403,7 +403,8 @@ class PodRunner:
         logger.info("started %s/%s on %s:%d (pid %d)", ns, name, ip, plan.port, process.pid)
         self.running[plan.key] = (plan, ip, process)
         restarted = self._stop_probing(plan.key)
-        self.readiness[plan.key] = asyncio.create_task(self._probe(plan, ip, process, restarted))
+        if images.runs_process(plan.container["image"]):  # else kwok made it Ready already
+            self.readiness[plan.key] = asyncio.create_task(self._probe(plan, ip, process, restarted))
 
     async def _probe(self, plan: PodPlan, ip: str, process: Running, ready: bool) -> None:
         """Drive the pod's Ready condition from the process: fast until it answers, then every period.
