@@ -7,10 +7,11 @@ as a kubelet would), and maps each Service that selects such a pod, and each Sta
 
 Readiness is the process's own (restate-server pods excepted, see `images.runs_process`): kwok
 starts such a pod Running but not Ready (the stages written by `control_plane.honest_stages`),
-and the runner marks it Ready once the process answers the container's readiness probe (an HTTP GET or a TCP connect; an exec probe or none: its port),
-checked every 50 ms until it does (0.5 s after 5 s), then every `periodSeconds` (default 10);
-three failures in a row, or the process exiting, make it NotReady. Pods of the light benchmark
-image (`images.BENCH_IMAGE`) share one process, `devstack.bench_server`, a listener each.
+and the runner marks it Ready once the process answers the container's readiness probe (an HTTP
+GET or a TCP connect; an exec probe or none: its port), checked every 50 ms until it does (0.5 s
+after 5 s), then every `periodSeconds` (default 10); three failures in a row, or the process
+exiting, make it NotReady. Pods of the light benchmark image (`images.BENCH_IMAGE`) share one
+process, `devstack.bench_server`, a listener each.
 
 Limits (documented, not hidden): a Service's port must equal its target port, because a hosts
 file maps names, not ports; and a Service with several ready pods resolves to one of them.
