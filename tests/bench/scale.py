@@ -29,8 +29,8 @@ from tests.bench.operator_cost import RSDS, counter_total, rsd_path
 
 NAMESPACE = "scale"
 INVOCATIONS = (
-    "SELECT count(*) AS n FROM sys_invocation "
-    "WHERE target_service_name = 'DeploymentReconciler' AND target_handler_name = 'reconcile'"
+    "SELECT status, count(*) AS n FROM sys_invocation "
+    "WHERE target_service_name = 'DeploymentReconciler' AND target_handler_name = 'reconcile' GROUP BY status"
 )
 
 
@@ -66,10 +66,12 @@ def apiserver_requests(api: Api) -> tuple[float, float]:
     return total, writes
 
 
-def reconcile_invocations(admin: str) -> int:
+def reconcile_invocations(admin: str) -> tuple[int, int]:
+    """(every reconcile invocation Restate knows, those of them scheduled for later: pending wake-ups)."""
     response = httpx.post(f"{admin}/query", json={"query": INVOCATIONS}, headers={"Accept": "application/json"})
     response.raise_for_status()
-    return int(response.json()["rows"][0]["n"])
+    counts = {row["status"]: int(row["n"]) for row in response.json()["rows"]}
+    return sum(counts.values()), counts.get("scheduled", 0)
 
 
 def snapshot(stack: Stack, operator: Operator, api: Api) -> dict[str, float]:
@@ -77,11 +79,13 @@ def snapshot(stack: Stack, operator: Operator, api: Api) -> dict[str, float]:
     assert stack.restate.process is not None
     total, writes = apiserver_requests(api)
     passes = counter_total(operator.metrics(operator.services_probes_port), "controller_runtime_reconcile_total")
+    invocations, scheduled = reconcile_invocations(stack.restate.admin_url)
     return {
         "at": time.monotonic(),
         "operator_cpu": cpu_seconds(operator.services.pid) + sum(cpu_seconds(w.pid) for w in operator.watchers),
         "restate_cpu": cpu_seconds(stack.restate.process.pid),
-        "invocations": reconcile_invocations(stack.restate.admin_url),
+        "invocations": invocations,
+        "scheduled": scheduled,
         "passes": passes,
         "requests": total,
         "writes": writes,
@@ -92,6 +96,7 @@ def phase(label: str, n: int, before: dict[str, float], after: dict[str, float])
     figures = {
         "seconds": after["at"] - before["at"],
         "invocations_per_resource": (after["invocations"] - before["invocations"]) / n,
+        "scheduled_per_resource": (after["scheduled"] - before["scheduled"]) / n,
         "passes_per_resource": (after["passes"] - before["passes"]) / n,
         "requests_per_resource": (after["requests"] - before["requests"]) / n,
         "writes_per_resource": (after["writes"] - before["writes"]) / n,
@@ -101,7 +106,8 @@ def phase(label: str, n: int, before: dict[str, float], after: dict[str, float])
     print(
         f"{label} of {n}: all Ready in {figures['seconds']:.1f} s; per resource: "
         f"{figures['invocations_per_resource']:.2f} reconcile invocations "
-        f"({figures['passes_per_resource']:.2f} passes), "
+        f"(of which {figures['scheduled_per_resource']:+.2f} wake-ups still scheduled; "
+        f"{figures['passes_per_resource']:.2f} passes run), "
         f"{figures['requests_per_resource']:.1f} apiserver requests ({figures['writes_per_resource']:.1f} writes); "
         f"operator CPU {figures['operator_cpu_s']:.1f} s, restate-server CPU {figures['restate_cpu_s']:.1f} s"
     )
