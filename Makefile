@@ -60,6 +60,24 @@ dev-down: $(STAMP)
 clean: dev-down
 	rm -rf $(VENV) .tools .dev .mypy_cache .ruff_cache .pytest_cache
 
+.PHONY: bench plots
+
+## bench: the benchmarks (not tests, never in `make test`): each prints its figures and the command to rerun it; raw figures in .bench/
+bench: tools
+	$(PY) -m tests.bench.operator_cost --rounds 10
+	$(PY) -m tests.bench.floor_ratio --rounds 10 --cluster-rounds 3
+	$(PY) -m tests.bench.drain_lag --rounds 20
+	$(PY) -m tests.bench.scale --counts 100
+	$(PY) -m tests.bench.rollout_latency --rounds 10
+	$(PY) -m tests.bench.reconcile_latency --rounds 20
+	$(PY) -m tests.bench.helm_install --rounds 1
+	$(MAKE) plots
+
+## plots: PNG plots of the last `make bench` figures into docs/performance/ (needs the optional `bench` extra: matplotlib)
+plots: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m tests.bench.plots
+
 .PHONY: image lock
 
 ## image: the operator's container image (starts a Docker engine and makes the local base image if needed)

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack import procs
+from devstack import images, procs
 
 ADMIN_TOKEN = "restate-operator-admin"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -94,6 +94,40 @@ def kubeconfig_yaml(server: str, ca_file: Path) -> str:
         },
         indent=2,
     )
+
+
+_READY_CONDITIONS = """        status: "True"
+        type: Ready
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: ContainersReady
+"""
+_CONTAINER_READY = """        name: {{ .name | Quote }}
+        ready: true
+"""
+
+
+def honest_stages(source: Path, target: Path) -> Path:
+    """kwok's stages, except that a pod the pod runner runs a process for starts Running but not Ready.
+
+    kwok's `pod-ready` stage marks every pod Ready at once, before any process listens; for the pods
+    whose image the runner runs (`images.runs_process`), the runner sets Ready itself when the
+    process answers its readiness probe (or port), so every latency measured here is honest."""
+    docs = source.read_text().split("\n---\n")
+    index = next(i for i, doc in enumerate(docs) if "name: pod-ready\n" in doc)
+    stage = docs[index]
+    if stage.count(_READY_CONDITIONS) != 1 or stage.count(_CONTAINER_READY) != 2:  # containers, init containers
+        raise RuntimeError(f"{source}: kwok's pod-ready stage changed shape; update devstack/control_plane.py")
+    ready = '{{ if $runs }}"False"{{ else }}"True"{{ end }}'
+    stage = stage.replace(
+        "      {{ $now := Now }}\n", "      {{ $now := Now }}\n      " + images.kwok_runs_process_template() + "\n", 1
+    )
+    stage = stage.replace(_READY_CONDITIONS, _READY_CONDITIONS.replace('status: "True"', f"status: {ready}"))
+    stage = stage.replace(_CONTAINER_READY, _CONTAINER_READY.replace("ready: true", "ready: {{ not $runs }}"), 1)
+    docs[index] = stage
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n---\n".join(docs))
+    return target
 
 
 def kwok_node(name: str) -> dict[str, object]:
@@ -204,7 +238,7 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-cluster-ip-range=10.0.0.0/20",  # the scale benchmark needs ~3 Services a resource
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
@@ -259,7 +293,7 @@ class ControlPlane:
             [
                 self.bin_dir / "kwok",
                 f"--kubeconfig={kc}",
-                f"--config={self.bin_dir / 'kwok-stages.yaml'}",
+                f"--config={honest_stages(self.bin_dir / 'kwok-stages.yaml', self.work / 'kwok-stages.yaml')}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
                 "--cidr=10.0.0.0/16",

@@ -121,6 +121,7 @@ async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
             coalesce_seconds=settings.coalesce_seconds,
             max_delay_seconds=settings.coalesce_max_seconds,
             max_in_flight=settings.max_in_flight,
+            leading_edge=settings.coalesce_leading_edge,
         )
         watcher = Watcher(settings, forwarder)
 

@@ -171,7 +171,7 @@ def test_an_unreachable_register_url_names_the_url_the_cause_and_the_fix(operato
     assert ready["status"] == "False"
     assert ready["reason"] == "TransientError"
     assert ready["message"] == (
-        f"query Restate deployments: Restate admin API {url}/ did not answer (query): its host name does not "
+        f"query Restate deployments: Restate admin API {url} did not answer (query): its host name does not "
         "resolve; check that the URL names a Restate admin API (port 9070) the operator can reach (retrying)"
     )
     assert_readable(ready["message"])
