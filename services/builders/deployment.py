@@ -28,6 +28,7 @@ DEPLOYMENT_ID_ANNOTATION = "restate.dev/deployment-id"
 REMOVE_AT_ANNOTATION = "restate.dev/remove-version-at"  # written by upstream on idle old versions; we read it
 TUNNEL_NAME_ANNOTATION = "restate.dev/tunnel-name"
 SERVICE_PORT = 9080
+MAX_TEMPLATE_BYTES = 250 * 1024  # under the 256 KiB all of an object's annotations may take
 _DIGITS = "456789bcdf"  # upstream's safe_encode_u32: decimal digit d is written as _DIGITS[d]
 
 
@@ -147,7 +148,14 @@ def replica_set(rsd: Obj, hash_: str, *, replicas: int, in_process: cloud.InProc
     template = rsd["spec"]["template"]
     name = version_name(rsd, hash_)
     pod_spec = template["spec"]
-    annotations = {**propagated_annotations(rsd), TEMPLATE_ANNOTATION: template_json(rsd)}
+    stored = template_json(rsd)
+    if len(stored.encode()) > MAX_TEMPLATE_BYTES:
+        raise errors.InvalidSpec(
+            f"spec.template is {len(stored.encode()) // 1024} KiB as JSON, but each version's ReplicaSet keeps it "
+            f"as its {TEMPLATE_ANNOTATION} annotation (as upstream's), and Kubernetes limits an object's "
+            "annotations to 256 KiB: make the template smaller, e.g. move large values into a ConfigMap"
+        )
+    annotations = {**propagated_annotations(rsd), TEMPLATE_ANNOTATION: stored}
     if in_process is not None:
         pod_spec = with_tunnel_environment(pod_spec, name, in_process)
         annotations[TUNNEL_NAME_ANNOTATION] = name

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from services import errors
 from services.builders import common
 from services.builders import deployment as build
 from services.settings import Settings
@@ -325,3 +326,12 @@ def test_autoscaler_targets_the_version_and_never_scales_it_to_zero() -> None:
         "minReplicas": 1,
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "svc-abc"},
     }
+
+
+def test_a_template_too_big_for_its_annotation_is_refused_before_anything_is_applied() -> None:
+    obj = rsd()
+    obj["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "BLOB", "value": "x" * 300_000}]
+    with pytest.raises(
+        errors.InvalidSpec, match=r"spec\.template is 293 KiB as JSON.*256 KiB: make the template smaller"
+    ):
+        build.replica_set(obj, "abc", replicas=1)
