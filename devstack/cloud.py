@@ -1,6 +1,6 @@
 """A local double of one Restate Cloud environment, for tests: its admin API, ingress and tunnel.
 
-Restate Cloud cannot be reached from here, so a thread named `restate-cloud` plays it in front of
+Restate Cloud cannot be reached from here, so a process of its own plays it in front of
 the stack's own restate-server, under the names the operator derives from a
 RestateCloudEnvironment (mapped in the stack's hosts file, so the services process and
 restate-server resolve them), over TLS with a certificate from the stack's test CA (which both
@@ -25,11 +25,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import logging
 import random
+import signal
+import socket
 import ssl
-import threading
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -42,7 +45,7 @@ import hypercorn.config
 import trustme
 from kubernetes_asyncio import client, config
 
-from devstack import hosts
+from devstack import hosts, procs, tools
 
 logger = logging.getLogger("restate-cloud")
 HOSTS_OWNER = "restate cloud double"
@@ -73,7 +76,8 @@ class TestCA:
 
 
 class CloudDouble:
-    """One environment (`environment_id`, `region`), started with `start()`, stopped with `stop()`."""
+    """One environment (`environment_id`, `region`), played by a process of its own (so stopping it
+    can never hang on a connection a client keeps open): `start()`, then `stop()`."""
 
     def __init__(
         self,
@@ -90,55 +94,82 @@ class CloudDouble:
         operator_namespace: str,
         log_file: Path,
     ) -> None:
-        self.ca, self.kubeconfig, self.hosts_file, self.runner_state = ca, kubeconfig, hosts_file, runner_state
-        self.backends = {"admin": restate_admin, "ingress": restate_ingress}
+        self.ca, self.hosts_file, self.log_file = ca, hosts_file, log_file
         self.environment_id = environment_id.removeprefix("env_")
-        self.region, self.token, self.operator_namespace = region, token, operator_namespace
-        self.log_file = log_file
         block = random.randint(0, 249)
         self.environment_ip, self.tunnel_ip = f"127.3.{block}.1", f"127.3.{block}.2"
         self.environment_host = f"{self.environment_id}.env.{region}.restate.cloud"
         self.tunnel_host = f"tunnel.{region}.restate.cloud"
-        self.requests: collections.Counter[tuple[str, int]] = collections.Counter()  # (listener, status) -> count
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._failure: BaseException | None = None
-        self._handler: logging.Handler | None = None
-        self._tunnels: tuple[float, dict[str, bool]] = (0.0, {})  # external tunnel name -> connected
+        self.work = log_file.parent / f"cloud-{self.environment_id}"
+        self.binds = {
+            "admin": f"{self.environment_ip}:9070",
+            "ingress": f"{self.environment_ip}:8080",
+            "tunnel": f"{self.tunnel_ip}:9080",
+        }
+        self.config: dict[str, Any] = {
+            "kubeconfig": str(kubeconfig),
+            "hosts_file": str(hosts_file),
+            "runner_state": str(runner_state),
+            "backends": {"admin": restate_admin, "ingress": restate_ingress},
+            "environment_id": self.environment_id,
+            "operator_namespace": operator_namespace,
+            "binds": self.binds,
+            "cert": str(self.work / "server.pem"),
+            "token_file": str(self.work / "token"),
+            "requests_file": str(self.work / "requests.json"),
+        }
+        self._token = token
+        self.process: procs.Process | None = None
 
-    # --- life cycle ---
+    @property
+    def token(self) -> str:
+        return self._token
+
+    @token.setter
+    def token(self, value: str) -> None:
+        """What the environment accepts from now on (a rotation on Restate Cloud's side)."""
+        self._token = value
+        Path(self.config["token_file"]).write_text(value)
+
+    @property
+    def requests(self) -> collections.Counter[tuple[str, int]]:
+        """(listener, HTTP status) -> how many requests got it so far."""
+        try:
+            counts = json.loads(Path(self.config["requests_file"]).read_text())
+        except (OSError, ValueError):
+            counts = {}
+        return collections.Counter({(k.split()[0], int(k.split()[1])): int(v) for k, v in counts.items()})
 
     def start(self) -> None:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self._handler = logging.FileHandler(self.log_file)
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(self._handler)
-        logger.setLevel(logging.INFO)
-        self._thread = threading.Thread(target=self._run, name="restate-cloud", daemon=True)
-        self._thread.start()
-        self._started.wait(30)
-        if self._failure is not None:
-            self.stop()
-            raise RuntimeError("the Restate Cloud double did not start") from self._failure
+        self.work.mkdir(parents=True, exist_ok=True)
+        cert = self.ca.ca.issue_cert(self.environment_host, self.tunnel_host, self.environment_ip, self.tunnel_ip)
+        cert.private_key_and_cert_chain_pem.write_to_path(self.config["cert"])
+        self.token = self._token
+        config_file = self.work / "config.json"
+        config_file.write_text(json.dumps(self.config))
+        self.process = procs.start(
+            self.log_file.stem,
+            [sys.executable, "-m", "devstack.cloud", str(config_file)],
+            log_dir=self.log_file.parent,
+            cwd=tools.REPO,
+        )
+        for bind in self.binds.values():
+            procs.wait_until(
+                f"the Restate Cloud double on {bind}",
+                functools.partial(_accepts, bind),
+                timeout=30,
+                process=self.process,
+            )
         hosts.write_in_place(
             self.hosts_file, {self.environment_host: self.environment_ip, self.tunnel_host: self.tunnel_ip}, HOSTS_OWNER
         )
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self) -> None:
         with contextlib.suppress(OSError):
             hosts.write_in_place(self.hosts_file, {}, owner=HOSTS_OWNER)
-        if self._thread is not None:
-            if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout)
-            self._thread = None
-        if self._handler is not None:
-            logger.removeHandler(self._handler)
-            self._handler.close()
-            self._handler = None
+        if self.process is not None:
+            self.process.stop(timeout=5)
+            self.process = None
 
     @property
     def admin_url(self) -> str:
@@ -154,37 +185,50 @@ class CloudDouble:
             timeout=60.0,
         )
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by start() or in the log
-            self._failure = exc
-            logger.exception("the Restate Cloud double stopped on an error")
-        finally:
-            self._started.set()
 
-    async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        cert = self.ca.ca.issue_cert(self.environment_host, self.tunnel_host, self.environment_ip, self.tunnel_ip)
-        cert_file = self.log_file.parent / f"cloud-{self.environment_id}.pem"
-        cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        api = await config.new_client_from_config(config_file=str(self.kubeconfig))
+def _accepts(bind: str) -> bool:
+    host, port = bind.rsplit(":", 1)
+    with contextlib.suppress(OSError), socket.create_connection((host, int(port)), timeout=0.5):
+        return True
+    return False
+
+
+class _Environment:
+    """The double's server side, in its own process (`python -m devstack.cloud <config.json>`)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.hosts_file, self.runner_state = Path(config["hosts_file"]), Path(config["runner_state"])
+        self.backends: dict[str, str] = config["backends"]
+        self.environment_id: str = config["environment_id"]
+        self.operator_namespace: str = config["operator_namespace"]
+        self.token_file, self.requests_file = Path(config["token_file"]), Path(config["requests_file"])
+        self.config = config
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._stop = asyncio.Event()
+        self._tunnels: tuple[float, dict[str, bool]] = (0.0, {})  # external tunnel name -> connected
+
+    def count(self, listener: str, status: int) -> None:
+        self.counts[f"{listener} {status}"] += 1
+        scratch = self.requests_file.with_suffix(".tmp")
+        scratch.write_text(json.dumps(self.counts))
+        scratch.replace(self.requests_file)
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        api = await config.new_client_from_config(config_file=self.config["kubeconfig"])
+        binds = self.config["binds"]
         async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0)) as http:
             apps = {
-                f"{self.environment_ip}:9070": self._authenticated("admin", http),
-                f"{self.environment_ip}:8080": self._authenticated("ingress", http),
-                f"{self.tunnel_ip}:9080": self._tunnel(http, client.AppsV1Api(api), client.CoreV1Api(api)),
+                binds["admin"]: self._authenticated("admin", http),
+                binds["ingress"]: self._authenticated("ingress", http),
+                binds["tunnel"]: self._tunnel(http, client.AppsV1Api(api), client.CoreV1Api(api)),
             }
-            servers = [asyncio.create_task(self._serve(bind, app, cert_file)) for bind, app in apps.items()]
-            await asyncio.sleep(0.5)  # let them bind (a failure ends the tasks at once)
-            for task in servers:
-                if task.done():
-                    task.result()
-            self._started.set()
+            servers = [self._serve(bind, app, Path(self.config["cert"])) for bind, app in apps.items()]
             try:
-                await self._stop.wait()
+                await asyncio.gather(*servers)
             finally:
-                await asyncio.gather(*servers, return_exceptions=True)
                 await api.close()
 
     async def _serve(self, bind: str, app: Callable[[Scope, Receive, Send], Awaitable[None]], cert: Path) -> None:
@@ -192,7 +236,7 @@ class CloudDouble:
         settings.bind = [bind]
         settings.certfile = settings.keyfile = str(cert)
         settings.accesslog = settings.errorlog = None
-        assert self._stop is not None
+        settings.graceful_timeout = 1.0
         await hypercorn.asyncio.serve(app, settings, shutdown_trigger=self._stop.wait)
 
     # --- the listeners ---
@@ -202,8 +246,8 @@ class CloudDouble:
             if scope["type"] != "http":
                 return
             headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-            if headers.get("authorization") != f"Bearer {self.token}":
-                self.requests[(name, 401)] += 1
+            if headers.get("authorization") != f"Bearer {self.token_file.read_text()}":
+                self.count(name, 401)
                 logger.info("%s %s %s: 401 (bad or missing token)", name, scope["method"], scope["path"])
                 body = json.dumps({"message": "Unauthorized: the API token is missing or invalid"}).encode()
                 await _respond(send, 401, [(b"content-type", b"application/json")], body)
@@ -282,7 +326,7 @@ class CloudDouble:
         return None
 
     async def _refuse(self, send: Send, status: int, message: str) -> None:
-        self.requests[("tunnel", status)] += 1
+        self.count("tunnel", status)
         logger.info("tunnel: %d %s", status, message)
         await _respond(send, status, [(b"content-type", b"text/plain")], message.encode())
 
@@ -299,11 +343,11 @@ class CloudDouble:
         try:
             response = await http.request(scope["method"], url, headers=headers, content=body)
         except httpx.HTTPError as exc:
-            self.requests[(name, 502)] += 1
+            self.count(name, 502)
             logger.info("%s %s %s: 502 (%s)", name, scope["method"], url, exc)
             await _respond(send, 502, [(b"content-type", b"text/plain")], f"unreachable: {exc}".encode())
             return
-        self.requests[(name, response.status_code)] += 1
+        self.count(name, response.status_code)
         logger.info("%s %s %s: %d", name, scope["method"], url, response.status_code)
         out = [
             (k.encode(), v.encode())
@@ -316,3 +360,8 @@ class CloudDouble:
 async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_Environment(json.loads(Path(sys.argv[1]).read_text())).main())

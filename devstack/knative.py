@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 
 from devstack import hosts, images, procs, tools
+from devstack.background import BackgroundLoop
 from devstack.pod_runner import plan_pod
 from devstack.stack import Stack
 
@@ -310,74 +310,30 @@ async def _accepting(backend: Backend) -> bool:
     return True
 
 
-class DataPlane:
+class DataPlane(BackgroundLoop):
     """The autoscaler and the networking layer, played by a thread named `knative-data-plane` (see the module doc).
 
     It polls, like the pod runner, every `interval` seconds: the pod runner's `state.json` (which pod
     runs on which address and port) changes without any Kubernetes event to watch.
     """
 
+    name = "knative-data-plane"
+
     def __init__(self, kubeconfig: Path, hosts_file: Path, runner_state: Path, log_file: Path, interval: float = 0.3):
+        super().__init__(log_file, logger)
         self.kubeconfig = kubeconfig
         self.hosts_file = hosts_file
         self.runner_state = runner_state  # the pod runner's state.json: which pod runs on which address and port
-        self.log_file = log_file
         self.interval = interval
         self.passes = self.errors = 0
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._failure: BaseException | None = None
-        self._handler: logging.Handler | None = None
         self._forwarders: dict[Backend, Forwarder] = {}
         self._accepting: set[Backend] = set()
 
-    def start(self) -> None:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self._handler = logging.FileHandler(self.log_file)
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(self._handler)
-        logger.setLevel(logging.INFO)
-        self._thread = threading.Thread(target=self._run, name="knative-data-plane", daemon=True)
-        self._thread.start()
-        self._started.wait(30)
-        if self._failure is not None:
-            self.stop()
-            raise RuntimeError("the Knative data plane did not start") from self._failure
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Ask the thread to stop (it unmaps its hosts and closes its forwarders) and wait for it."""
-        if self._thread is not None:
-            if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError(f"the Knative data plane did not stop within {timeout:g}s")
-            self._thread = None
-        if self._handler is not None:
-            logger.removeHandler(self._handler)
-            self._handler.close()
-            self._handler = None
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by start() or in the log; a thread has nobody to raise to
-            self._failure = exc
-            logger.exception("the data plane stopped on an error")
-        finally:
-            self._started.set()
-
     async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        assert self._stop is not None
         api = await config.new_client_from_config(config_file=str(self.kubeconfig))
         try:
-            self._started.set()
+            self._ready()
             while not self._stop.is_set():
                 try:
                     await self._pass(client.CustomObjectsApi(api), client.AppsV1Api(api), client.CoreV1Api(api))

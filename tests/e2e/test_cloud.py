@@ -18,10 +18,10 @@ import pytest
 
 from devstack import procs
 from devstack.cloud import CloudDouble
-from devstack.images import VERSIONED_IMAGE
 from devstack.operator import OPERATOR_NAMESPACE, Operator
 from devstack.stack import Stack
 from tests.e2e.cloud import REGION, SECRET, environment, set_token, through_cloud
+from tests.e2e.test_rollout import rsd as rollout_rsd
 from tests.e2e.versioned import NAME, deployments, namespace_for, phases, versions, wait_ready
 from tests.helpers import apply, condition, get, sql
 
@@ -30,29 +30,9 @@ pytestmark = pytest.mark.e2e
 Obj = dict[str, Any]
 
 
-def rsd(namespace: str, tag: str, cloud: str, **restate: Any) -> Obj:
-    return {
-        "apiVersion": "restate.dev/v1beta1",
-        "kind": "RestateDeployment",
-        "metadata": {"name": NAME, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "revisionHistoryLimit": 2,
-            "template": {
-                "metadata": {"labels": {"app": NAME}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": NAME,
-                            "image": f"{VERSIONED_IMAGE}:{tag}",
-                            "ports": [{"name": "restate", "containerPort": 9080}],
-                        }
-                    ]
-                },
-            },
-            "restate": {"register": {"cloud": cloud}, "drainDelaySeconds": 1, **restate},
-        },
-    }
+def rsd(namespace: str, tag: str, stack: Stack, cloud: str, **restate: Any) -> Obj:
+    """test_rollout's RestateDeployment, registered through the environment `cloud`."""
+    return rollout_rsd(namespace, tag, stack, register={"cloud": cloud}, **restate)
 
 
 def reason(stack: Stack, namespace: str) -> tuple[str, str]:
@@ -89,7 +69,7 @@ def test_cloud_deployment_registers_through_the_tunnel_rolls_out_and_survives_to
     env_name = f"e2e-{cloud.environment_id[:6]}"
     with namespace_for(stack, "cloud") as ns:
         # Before its RestateCloudEnvironment exists: said by name, and recovered from when it appears.
-        apply(stack, rsd(ns, "v1", env_name))
+        apply(stack, rsd(ns, "v1", stack, env_name))
         message = wait_reason(stack, ns, "RestateCloudEnvironmentNotFound")
         assert f"RestateCloudEnvironment {env_name} not found" in message
         assert "spec.restate.register.cloud" in message
@@ -126,7 +106,7 @@ def test_cloud_deployment_registers_through_the_tunnel_rolls_out_and_survives_to
             ),
             timeout=30,
         )
-        apply(stack, rsd(ns, "v2", env_name))
+        apply(stack, rsd(ns, "v2", stack, env_name))
         obj = wait_ready(stack, ns, timeout=90)
         v2 = next(v["name"] for v in obj["status"]["versions"] if v["phase"] == "Latest")
         assert v2 != v1
@@ -187,7 +167,7 @@ def test_in_process_tunnel_injects_the_environment_and_registers_the_pods_own_tu
     apply(stack, environment(env_name, cloud.environment_id))
     try:
         with namespace_for(stack, "inproc") as ns:
-            apply(stack, rsd(ns, "v1", env_name, tunnelMode="in-process"))
+            apply(stack, rsd(ns, "v1", stack, env_name, tunnelMode="in-process"))
             v1 = wait_ready(stack, ns, timeout=90)["status"]["versions"][0]["name"]
             uris = [d["uri"] for d in deployments(stack).values()]
             tunnel_url = f"https://tunnel.{REGION}.restate.cloud:9080/{cloud.environment_id}/{v1}/http/in-process/9080/"
@@ -204,7 +184,7 @@ def test_in_process_tunnel_injects_the_environment_and_registers_the_pods_own_tu
             }
             assert through_cloud(cloud, "whoami").json() == "v1"
 
-            apply(stack, rsd(ns, "v2", env_name, tunnelMode="in-process"))
+            apply(stack, rsd(ns, "v2", stack, env_name, tunnelMode="in-process"))
             obj = wait_ready(stack, ns, timeout=90)
             v2 = next(v["name"] for v in obj["status"]["versions"] if v["phase"] == "Latest")
             assert through_cloud(cloud, "whoami").json() == "v2"
