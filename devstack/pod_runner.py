@@ -482,7 +482,11 @@ class PodRunner:
             {"namespace": k[0], "name": k[1], "ip": ip, "port": plan.port, "pid": p.pid, "alive": p.alive()}
             for k, (plan, ip, p) in sorted(self.running.items())
         ]
-        (self.work / "state.json").write_text(json.dumps(state, indent=2))
+        # Replaced, not rewritten: readers (the chart helper, the Knative data plane, the Restate Cloud
+        # double) must never see it empty half-way.
+        scratch = self.work / "state.json.tmp"
+        scratch.write_text(json.dumps(state, indent=2))
+        scratch.replace(self.work / "state.json")
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self._stop(key) for key in list(self.running)))

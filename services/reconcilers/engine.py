@@ -254,7 +254,12 @@ async def _finalize(
         return ReconcileResult(action="gone", reason="NotOurs", message="being deleted without our finalizer")
     try:
         if not state.delete_requested:
-            await steps.event(obj, "Normal", "DeleteRequested", f"Deleting {kind.kind} {ctx.key()}", "Deleting")
+            try:
+                await steps.event(obj, "Normal", "DeleteRequested", f"Deleting {kind.kind} {ctx.key()}", "Deleting")
+            except errors.OperatorError as failure:
+                # Best effort: in a namespace being deleted Kubernetes refuses new Events, and a
+                # deletion that waited for one would hold the namespace forever.
+                logger.warning("could not publish DeleteRequested about %s: %s", ctx.key(), failure)
             state.delete_requested = True
             ctx.set(STATE, state)
         outcome = await reconciler.finalize(steps, obj)

@@ -7,6 +7,7 @@ Shares the Restate service `Versioned` with the other e2e modules: tests run one
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from devstack import procs
 from devstack.operator import Operator
 from tests.e2e.test_rollout import latest_name, rsd
-from tests.e2e.versioned import NAME, call, namespace_for, output, phases, wait_ready, whoami
+from tests.e2e.versioned import NAME, call, deployments, namespace_for, output, phases, wait_ready, whoami
 from tests.helpers import apply, get, sql
 
 pytestmark = pytest.mark.e2e
@@ -87,3 +88,16 @@ def test_a_draining_versions_replicaset_deleted_by_hand_does_not_lose_its_work(o
     (event,) = json.loads(events)["items"]
     assert f"ReplicaSet {v1} was deleted while 1 invocation(s) still need it" in event["note"]
     procs.wait_until("v1 drains as usual afterwards", lambda: phases(stack, ns).get(v1) == "Drained", timeout=60)
+
+
+def test_deleting_the_namespace_of_a_resource_completes(operator: Operator) -> None:
+    """Regression: in a namespace being deleted Kubernetes refuses new Events; the deletion waited for
+    its DeleteRequested Event, failed for good, and held the namespace in Terminating forever."""
+    stack = operator.stack
+    namespace = f"gone-{uuid.uuid4().hex[:6]}"
+    stack.control_plane.kubectl("create", "namespace", namespace)
+    apply(stack, rsd(namespace, "v1", stack))
+    v1 = latest_name(wait_ready(stack, namespace))
+    stack.control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
+    procs.wait_until("the namespace is gone", lambda: get(stack, "namespace", namespace) is None, timeout=120)
+    assert not any(f"/{v1}." in d["uri"] for d in deployments(stack).values()), "deregistered on the way"
