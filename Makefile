@@ -33,12 +33,12 @@ unit: $(STAMP)
 test: tools lint
 	$(PY) -m pytest
 
-## chaos: every fault scenario of tests/e2e/test_chaos.py, CHAOS_ROUNDS times (default 3), figures in .chaos/ (docs/reliability.md)
+## chaos: every fault scenario of tests/e2e/test_chaos.py (CHAOS_ROUNDS times, default 3) and every process kill of tests/e2e/test_kills.py, figures in .chaos/ (docs/reliability.md)
 CHAOS_ROUNDS ?= 3
 chaos: tools
 	mkdir -p .chaos && rm -f .chaos/results.jsonl
 	CHAOS_ROUNDS=$(CHAOS_ROUNDS) CHAOS_RESULTS=$(CURDIR)/.chaos/results.jsonl \
-	  $(PY) -m pytest tests/e2e/test_chaos.py -m "e2e or chaos" -p no:cacheprovider; \
+	  $(PY) -m pytest tests/e2e/test_chaos.py tests/e2e/test_kills.py -m "e2e or chaos" -p no:cacheprovider; \
 	  status=$$?; $(PY) -m tests.chaos_report .chaos/results.jsonl; exit $$status
 
 ## crds: regenerate crd/*.yaml from the pydantic models
@@ -59,6 +59,24 @@ dev-down: $(STAMP)
 
 clean: dev-down
 	rm -rf $(VENV) .tools .dev .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench plots
+
+## bench: the benchmarks (not tests, never in `make test`): each prints its figures and the command to rerun it; raw figures in .bench/
+bench: tools
+	$(PY) -m tests.bench.operator_cost --rounds 10
+	$(PY) -m tests.bench.floor_ratio --rounds 10 --cluster-rounds 3
+	$(PY) -m tests.bench.drain_lag --rounds 20
+	$(PY) -m tests.bench.scale --counts 100
+	$(PY) -m tests.bench.rollout_latency --rounds 10
+	$(PY) -m tests.bench.reconcile_latency --rounds 20
+	$(PY) -m tests.bench.helm_install --rounds 1
+	$(MAKE) plots
+
+## plots: PNG plots of the last `make bench` figures into docs/performance/ (needs the optional `bench` extra: matplotlib)
+plots: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m tests.bench.plots
 
 .PHONY: image lock
 

@@ -27,6 +27,9 @@ IMAGES: dict[str, list[str]] = {
 }
 
 OPERATOR_IMAGE = "restate-operator.local/restate-operator"
+# The light benchmark image (any tag is the version): every such pod is served by one shared
+# process (devstack.bench_server), as the Restate service its container's SERVICE_NAME env names.
+BENCH_IMAGE = "restate-operator.local/bench/light"
 
 
 def operator_argv(container: Mapping[str, Any]) -> list[str] | None:
@@ -36,3 +39,23 @@ def operator_argv(container: Mapping[str, Any]) -> list[str] | None:
     if repository != OPERATOR_IMAGE or command[:2] != ["python", "-m"]:
         return None
     return [sys.executable, *command[1:]]
+
+
+def runs_process(image: str) -> bool:
+    """Whether the pod runner runs an SDK or operator process for `image` and lets it decide readiness.
+
+    Not restate-server pods (`RESTATE_IMAGES`): they keep kwok's instant readiness, because the
+    RestateCluster tests drive nodes through states (never provisioned, decommissioning) in which
+    a real node never turns Ready, and the operator's own gates there are Running pods."""
+    return image in IMAGES or image.startswith(OPERATOR_IMAGE + ":") or image.startswith(BENCH_IMAGE + ":")
+
+
+def kwok_runs_process_template() -> str:
+    """The same test as `runs_process`, for kwok's Go templates: sets `$runs` for the pod."""
+    listed = " ".join(f'"{image}"' for image in sorted(IMAGES))
+    return (
+        "{{ $runs := false }}{{ range .spec.containers }}"
+        f'{{{{ if or (has .image (list {listed})) (hasPrefix "{OPERATOR_IMAGE}:" .image)'
+        f' (hasPrefix "{BENCH_IMAGE}:" .image) }}}}'
+        "{{ $runs = true }}{{ end }}{{ end }}"
+    )

@@ -60,6 +60,7 @@ class Operator:
                 "PROBES_BIND": f"127.0.0.1:{self.services_probes_port}",
                 "OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
                 "SHUTDOWN_GRACE_SECONDS": "2",
+                "SSL_CERT_FILE": str(self.stack.ca.bundle),  # the test CA too: a Restate Cloud double
                 **self.services_env,
                 **env,
             },
@@ -91,6 +92,7 @@ class Operator:
                 "RESTATE_INGRESS_URL": self.stack.restate.ingress_url,
                 "PROBES_BIND": f"127.0.0.1:{port}",
                 "RESYNC_SECONDS": "300",
+                "OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
                 "LOG_LEVEL": "DEBUG",
                 **env,
             },

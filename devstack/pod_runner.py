@@ -5,6 +5,14 @@ the runner starts the real program on a loopback address of its own (restarting 
 as a kubelet would), and maps each Service that selects such a pod, and each StatefulSet pod's
 `<hostname>.<subdomain>` name, to that address in the stack's hosts file.
 
+Readiness is the process's own (restate-server pods excepted, see `images.runs_process`): kwok
+starts such a pod Running but not Ready (the stages written by `control_plane.honest_stages`),
+and the runner marks it Ready once the process answers the container's readiness probe (an HTTP
+GET or a TCP connect; an exec probe or none: its port), checked every 50 ms until it does (0.5 s
+after 5 s), then every `periodSeconds` (default 10); three failures in a row, or the process
+exiting, make it NotReady. Pods of the light benchmark image (`images.BENCH_IMAGE`) share one
+process, `devstack.bench_server`, a listener each.
+
 Limits (documented, not hidden): a Service's port must equal its target port, because a hosts
 file maps names, not ports; and a Service with several ready pods resolves to one of them.
 
@@ -16,17 +24,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import os
 import random
 import re
 import signal
+import ssl
+import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -53,6 +64,7 @@ class PodPlan:
     port: int
     restate_server: bool = False
     config_map: str | None = None
+    shared: bool = False  # served by the one bench_server process (images.BENCH_IMAGE)
     pod: Obj = field(default_factory=dict, compare=False, repr=False)
     container: Obj = field(default_factory=dict, compare=False, repr=False)
 
@@ -110,13 +122,77 @@ def plan_pod(pod: Obj, table: Mapping[str, list[str]], restate_images: set[str] 
             config = next((v["config_map"]["name"] for v in spec.get("volumes") or [] if v.get("config_map")), None)
             server = [str(tools.restate_server_bin())]
             return PodPlan(key, server, env, 9070, True, config, pod=pod, container=container)
+        ports = container.get("ports") or []
+        port = int(ports[0]["container_port"]) if ports else 9080
+        if container["image"].startswith(images.BENCH_IMAGE + ":"):
+            return PodPlan(key, [], env, port, shared=True, pod=pod, container=container)
         argv = table.get(container["image"]) or images.operator_argv(container)
         if argv is None:
             continue
-        ports = container.get("ports") or []
-        port = int(ports[0]["container_port"]) if ports else 9080
         return PodPlan(key, list(argv), env, port, pod=pod, container=container)
     return None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a kubelet would check for readiness: an HTTP GET of `path` on `port`, or a TCP connect."""
+
+    port: int
+    path: str | None = None
+    https: bool = False
+
+
+def readiness_probe(container: Obj, default_port: int) -> Probe:
+    """The container's readiness probe as this runner checks it (exec probes and none: `default_port`)."""
+    probe = container.get("readiness_probe") or {}
+    check = probe.get("http_get") or probe.get("tcp_socket")
+    if not check:
+        return Probe(default_port)
+    port = check["port"]
+    if isinstance(port, str) and not port.isdigit():
+        named = [p["container_port"] for p in container.get("ports") or [] if p.get("name") == port]
+        port = named[0] if named else default_port
+    if probe.get("http_get"):
+        return Probe(int(port), check.get("path") or "/", (check.get("scheme") or "HTTP").upper() == "HTTPS")
+    return Probe(int(port))
+
+
+PROBE_TIMEOUT = 1.0  # seconds, a kubelet's default timeoutSeconds
+
+
+async def answers(probe: Probe, ip: str) -> bool:
+    """Whether the process at `ip` passes `probe` now (HTTP: a status from 200 to 399)."""
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if probe.https else None
+    if tls:
+        tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # as a kubelet: no verification
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            reader, writer = await asyncio.open_connection(ip, probe.port, ssl=tls)
+            try:
+                if probe.path is None:
+                    return True
+                writer.write(f"GET {probe.path} HTTP/1.0\r\nHost: {ip}:{probe.port}\r\n\r\n".encode())
+                status = (await reader.readline()).split()
+                return len(status) >= 2 and status[1].isdigit() and 200 <= int(status[1]) < 400
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError, ssl.SSLError):
+        return False
+
+
+def ready_status(pod: Obj, ready: bool, now: str) -> dict[str, Any]:
+    """The status patch (strategic merge) that makes `pod` Ready or not, as a kubelet writes it."""
+    value = "True" if ready else "False"
+    return {
+        "status": {
+            "conditions": [
+                {"type": kind, "status": value, "lastTransitionTime": now} for kind in ("Ready", "ContainersReady")
+            ],
+            "containerStatuses": [{"name": c["name"], "ready": ready} for c in pod["spec"]["containers"]],
+        }
+    }
 
 
 def _selects(selector: Mapping[str, str] | None, labels: Mapping[str, str] | None) -> bool:
@@ -169,14 +245,75 @@ class AddressPool:
         return f"127.{self._octet}.{n // 250}.{n % 250 + 1}"
 
 
+class Running(Protocol):
+    """What the runner keeps of a started pod: a process of its own, or its share of the bench server."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+class BenchServer:
+    """The one process serving every pod of the light benchmark image, steered by its table file."""
+
+    def __init__(self, work: Path) -> None:
+        self.table_file, self.log_dir = work / "bench-server.json", work / "pods"
+        self.table: dict[str, list[str]] = {}
+        self.process: procs.Process | None = None
+
+    def add(self, address: str, service: str, version: str) -> SharedPod:
+        if self.process is None or not self.process.alive():
+            self.table_file.write_text("{}")
+            argv = [sys.executable, "-m", "devstack.bench_server", "--table", str(self.table_file)]
+            self.process = procs.start("bench-server", argv, log_dir=self.log_dir, cwd=REPO)
+        self.table[address] = [service, version]
+        self._write()
+        return SharedPod(self, address, self.process)
+
+    def remove(self, address: str) -> None:
+        if self.table.pop(address, None) is not None:
+            self._write()
+
+    def _write(self) -> None:
+        partial = self.table_file.with_suffix(".partial")
+        partial.write_text(json.dumps(self.table))
+        partial.replace(self.table_file)  # the server never reads half a table
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+@dataclass
+class SharedPod:
+    server: BenchServer
+    address: str
+    process: procs.Process
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.alive() and self.address in self.server.table
+
+    def stop(self) -> None:
+        self.server.remove(self.address)
+
+
 class PodRunner:
     def __init__(self, api: client.CoreV1Api, hosts_file: Path, work: Path, apiserver: tuple[str, int]) -> None:
         self.api, self.hosts_file, self.work, self.apiserver = api, hosts_file, work, apiserver
         self.pool = AddressPool()
-        self.running: dict[PodKey, tuple[PodPlan, str, procs.Process]] = {}
+        self.running: dict[PodKey, tuple[PodPlan, str, Running]] = {}
+        self.bench = BenchServer(work)
         self.addresses: dict[PodKey, str] = {}
         self.created_dirs: list[Path] = []
         self.waiting: dict[PodKey, str] = {}
+        self.readiness: dict[PodKey, asyncio.Task[None]] = {}
 
     async def provision(self) -> None:
         """Play a hostPath provisioner for claims of the stack's default StorageClass (kwok has none)."""
@@ -221,7 +358,7 @@ class PodRunner:
                     self.addresses[key] = self.pool.take()
                 await self._start(plan, self.addresses[key])
             elif not current[2].alive():
-                logger.warning("%s/%s exited (%s); restarting", key[0], key[1], current[2].popen.returncode)
+                logger.warning("%s/%s exited; restarting", key[0], key[1])
                 await self._start(plan, current[1])
         addresses = {key: ip for key, (_, ip, _) in self.running.items()}
         if hosts.write_in_place(self.hosts_file, host_entries(services, pods, addresses)):
@@ -256,11 +393,60 @@ class PodRunner:
         }
         if plan.restate_server:
             env.update(await self._restate_env(plan, ip))
-        # Every pod resolves Service names through the stack's hosts file and sees its own volumes.
-        argv = private_hosts_argv(self.hosts_file, plan.argv, [(m.source, m.target) for m in mounts])
-        process = procs.start(f"{ns}_{name}", argv, log_dir=self.work / "pods", env=env, cwd=REPO)
+        process: Running
+        if plan.shared:
+            version = plan.container["image"].rsplit(":", 1)[1]
+            process = self.bench.add(f"{ip}:{plan.port}", env.get("SERVICE_NAME", "Bench"), version)
+        else:
+            # Every pod resolves Service names through the stack's hosts file and sees its own volumes.
+            argv = private_hosts_argv(self.hosts_file, plan.argv, [(m.source, m.target) for m in mounts])
+            process = procs.start(f"{ns}_{name}", argv, log_dir=self.work / "pods", env=env, cwd=REPO)
         logger.info("started %s/%s on %s:%d (pid %d)", ns, name, ip, plan.port, process.pid)
         self.running[plan.key] = (plan, ip, process)
+        restarted = self._stop_probing(plan.key)
+        if images.runs_process(plan.container["image"]):  # else kwok made it Ready already
+            self.readiness[plan.key] = asyncio.create_task(self._probe(plan, ip, process, restarted))
+
+    async def _probe(self, plan: PodPlan, ip: str, process: Running, ready: bool) -> None:
+        """Drive the pod's Ready condition from the process: fast until it answers, then every period.
+
+        `ready` is what the pod may show now (after a restart: still Ready, until three failures).
+        A process that exits makes its pod NotReady within half a second, as a kubelet would."""
+        probe = readiness_probe(plan.container, plan.port)
+        period = float((plan.container.get("readiness_probe") or {}).get("period_seconds") or 10)
+        failures, started = 0, asyncio.get_running_loop().time()
+        while process.alive():
+            ok = await answers(probe, ip)
+            failures = 0 if ok else failures + 1
+            if ok != ready and (ok or failures >= 3):
+                ready = ok
+                await self._set_ready(plan, ready)
+            if not ready:
+                await asyncio.sleep(0.05 if asyncio.get_running_loop().time() - started < 5 else 0.5)
+                continue
+            for _ in range(int(period / 0.5)):
+                if not process.alive():
+                    break
+                await asyncio.sleep(0.5)
+        if ready:
+            await self._set_ready(plan, False)
+
+    async def _set_ready(self, plan: PodPlan, ready: bool) -> None:
+        ns, name, _ = plan.key
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            await self.api.patch_namespaced_pod_status(name, ns, ready_status(plan.pod, ready, now))
+            logger.info("%s/%s is %s", ns, name, "Ready" if ready else "not Ready")
+        except ApiException as exc:
+            if exc.status != 404:  # a pod deleted meanwhile needs no status
+                logger.warning("%s/%s: setting Ready=%s failed: %s", ns, name, ready, exc.reason)
+
+    def _stop_probing(self, key: PodKey) -> bool:
+        """Stop checking the pod's readiness; whether it was being checked."""
+        task = self.readiness.pop(key, None)
+        if task:
+            task.cancel()
+        return task is not None
 
     async def _restate_env(self, plan: PodPlan, ip: str) -> dict[str, str]:
         """What a kubelet would provide that a process here needs: the mounted config, a data dir, its own address."""
@@ -286,6 +472,7 @@ class PodRunner:
 
     async def _stop(self, key: PodKey) -> None:
         self.addresses.pop(key, None)
+        self._stop_probing(key)
         _, ip, process = self.running.pop(key)
         logger.info("stopping %s/%s on %s (pid %d)", key[0], key[1], ip, process.pid)
         await asyncio.to_thread(process.stop)
@@ -299,6 +486,7 @@ class PodRunner:
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self._stop(key) for key in list(self.running)))
+        self.bench.stop()
         volumes.remove_created_dirs(self.created_dirs)
 
 

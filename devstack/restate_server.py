@@ -46,6 +46,7 @@ class RestateServer:
     ingress_port: int = 0
     admin_port: int = 0
     node_port: int = 0
+    ca_bundle: Path | None = None  # the roots it trusts (the stack's test CA included), else the machine's
     process: procs.Process | None = None
 
     @property
@@ -71,6 +72,7 @@ class RestateServer:
             "RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE": "128 MB",
             "RESTATE_LOG_FILTER": "warn",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+            **({"SSL_CERT_FILE": str(self.ca_bundle)} if self.ca_bundle else {}),
         }
         argv = [
             str(tools.restate_server_bin()),

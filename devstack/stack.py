@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack import procs, tools
+from devstack.cloud import TestCA
 from devstack.control_plane import ControlPlane
 from devstack.restate_server import RestateServer, new_hosts_file
 
@@ -36,13 +37,16 @@ class Stack:
     standalone_restate: bool = True
     control_plane: ControlPlane = field(init=False)
     restate: RestateServer = field(init=False)
+    ca: TestCA = field(init=False)
     pod_runner: procs.Process | None = None
 
     def __post_init__(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
         hosts_file = new_hosts_file(self.work / "hosts")
         self.control_plane = ControlPlane(self.work / "k8s", tools.control_plane_bin_dir())
-        self.restate = RestateServer(self.work / "restate", hosts_file)
+        # Trusted by restate-server and the services process, so a Restate Cloud double can be played.
+        self.ca = TestCA(self.work / "ca")
+        self.restate = RestateServer(self.work / "restate", hosts_file, ca_bundle=self.ca.bundle)
 
     @property
     def hosts_file(self) -> Path:

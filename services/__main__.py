@@ -18,7 +18,7 @@ import restate.server
 
 from services import app, metrics, registration, request_identity
 from services.clients.connections import Connections
-from services.clients.restate_admin import RestateAdmin
+from services.clients.restate_admin import RestateAdmin, close_shared
 from services.probes import probes_app
 from services.settings import Settings
 
@@ -72,6 +72,7 @@ async def serve(settings: Settings) -> None:
         )
     finally:
         await connections.close()
+        await close_shared()
         logger.info("stopped")
 
 

@@ -57,6 +57,8 @@ def render() -> str:
         + define("namespaceRules", rules(SERVICES, operator_namespace=True))
         + "\n"
         + define("watcherRules", rules(WATCHER, operator_namespace=False))
+        + "\n"
+        + define("watcherNamespaceRules", rules(WATCHER, operator_namespace=True))
     )
 
 

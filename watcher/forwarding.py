@@ -2,7 +2,11 @@
 
 An event for a resource waits `coalesce_seconds`; each further event for the same resource merges
 into the one pending request and restarts that wait, but never beyond `max_delay_seconds` after the
-first (a debounce with a deadline; bounded memory: one entry per resource). Sends are one-way
+first (a debounce with a deadline; bounded memory: one entry per resource). With `leading_edge`, a
+spec change of a resource that was quiet (nothing pending, nothing sent for `max_delay_seconds`)
+is sent at once instead: a person's apply needs a pass anyway, and its children's events come only
+after that pass has written them, so this saves the debounce on every create and rollout and costs
+an extra pass only for a burst of spec edits (its first edit, then the rest merged). Sends are one-way
 (`/send`) with an idempotency key, so duplicates across watcher replicas or retries cost nothing.
 Failed sends are retried with exponential backoff, never dropped.
 """
@@ -42,6 +46,7 @@ class Forwarder:
         coalesce_seconds: float,
         max_delay_seconds: float,
         max_in_flight: int,
+        leading_edge: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
@@ -52,12 +57,15 @@ class Forwarder:
         self._changed = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._leading_edge = leading_edge
+        self._sent_at: dict[Target, float] = {}  # recent sends only (pruned after max_delay_seconds)
 
     def submit(self, forward: Forward) -> None:
         now = self._clock()
         entry = self._pending.get(forward.target)
         if entry is None:
-            self._pending[forward.target] = Pending(forward, now, now + self._coalesce)
+            at_once = self._leading_edge and forward.reason == "spec" and forward.target not in self._sent_at
+            self._pending[forward.target] = Pending(forward, now, now if at_once else now + self._coalesce)
         else:
             entry.forward = merge(entry.forward, forward)
             if entry.attempts == 0:
@@ -73,8 +81,12 @@ class Forwarder:
         try:
             while True:
                 now = self._clock()
+                for target in [t for t, sent in self._sent_at.items() if sent + self._max_delay <= now]:
+                    del self._sent_at[target]
                 for target in [t for t, e in self._pending.items() if e.due <= now]:
                     entry = self._pending.pop(target)
+                    if self._leading_edge:
+                        self._sent_at[target] = now
                     await self._slots.acquire()
                     task = asyncio.create_task(self._send(entry), name=f"forward {target.service}/{target.key}")
                     self._tasks.add(task)

@@ -108,6 +108,44 @@ LABELLED: dict[str, tuple[str, Callable[[Obj], Target | None]]] = {
 }
 
 
+# --- references: a resource that names another is reconciled when that one changes ---
+
+Ref = tuple[str, str]  # kind, name: the objects a resource names (RestateCluster, RestateCloudEnvironment, Secret)
+
+
+def references(obj: Obj) -> frozenset[Ref]:
+    """What a resource of ours names by spec: a RestateDeployment its register target, a
+    RestateCloudEnvironment the Secret holding its token (in the operator's namespace)."""
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "RestateDeployment":
+        register = (spec.get("restate") or {}).get("register") or {}
+        named = (("RestateCluster", register.get("cluster")), ("RestateCloudEnvironment", register.get("cloud")))
+        return frozenset((kind, str(name)) for kind, name in named if name)
+    if obj["kind"] == "RestateCloudEnvironment":
+        secret = ((spec.get("authentication") or {}).get("secret") or {}).get("name")
+        return frozenset({("Secret", str(secret))}) if secret else frozenset()
+    return frozenset()
+
+
+def dependants(refs: dict[Target, frozenset[Ref]], changed: Ref) -> set[Target]:
+    """Every resource that names `changed`, directly or through one it names (a Secret -> the
+    RestateCloudEnvironments using it -> the RestateDeployments registering through those)."""
+    direct = {target for target, named in refs.items() if changed in named}
+    through = {
+        target
+        for target, named in refs.items()
+        for owner in direct
+        if owner.kind != "RestateDeployment" and (owner.kind, owner.key) in named
+    }
+    return direct | through
+
+
+def ready_of(obj: Obj) -> str | None:
+    """The Ready condition's status: dependants care when it flips, not about every status write."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
+
+
 def trigger_of(obj: Obj) -> str:
     meta = obj["metadata"]
     where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]

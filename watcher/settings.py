@@ -30,11 +30,17 @@ class WatcherSettings(BaseModel):
     coalesce_max_seconds: float = 1.5
     """COALESCE_MAX_SECONDS: ...or at the latest this long after its first pending event."""
 
+    coalesce_leading_edge: bool = True
+    """COALESCE_LEADING_EDGE: a spec change of a quiet resource is forwarded at once, not after the debounce."""
+
     watch_timeout_seconds: int = 300
     """WATCH_TIMEOUT_SECONDS: server-side timeout of one watch request (it is then resumed)."""
 
     max_in_flight: int = 16
     """MAX_IN_FLIGHT: concurrent forwards to the ingress."""
+
+    operator_namespace: str = "restate-operator"
+    """OPERATOR_NAMESPACE: where the Restate Cloud token Secrets live (their creation and rotation are watched)."""
 
     kinds: tuple[str, ...] = tuple(k.kind for k in kinds.CUSTOM)
     """WATCH_KINDS: comma-separated custom resource kinds to watch (those the services process serves)."""
@@ -49,8 +55,10 @@ class WatcherSettings(BaseModel):
             "resync_seconds": env.get("RESYNC_SECONDS"),
             "coalesce_seconds": env.get("COALESCE_SECONDS"),
             "coalesce_max_seconds": env.get("COALESCE_MAX_SECONDS"),
+            "coalesce_leading_edge": env.get("COALESCE_LEADING_EDGE"),
             "watch_timeout_seconds": env.get("WATCH_TIMEOUT_SECONDS"),
             "max_in_flight": env.get("MAX_IN_FLIGHT"),
+            "operator_namespace": env.get("OPERATOR_NAMESPACE"),
             "kinds": tuple(k.strip() for k in env["WATCH_KINDS"].split(",") if k.strip())
             if env.get("WATCH_KINDS")
             else None,

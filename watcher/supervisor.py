@@ -34,21 +34,38 @@ class Watcher:
         self.forwarder = forwarder
         self.fingerprints: dict[str, tuple[Any, ...]] = {}  # uid -> fingerprint, own resources only
         self.known: dict[str, mapping.Target] = {}  # uid -> target, for resyncs
+        self.references: dict[mapping.Target, frozenset[mapping.Ref]] = {}  # what each resource names
+        self.readiness: dict[str, str | None] = {}  # uid -> Ready status, for dependants
         self.listed: set[str] = set()
 
     def on_primary(self, event: str, obj: Obj) -> None:
         uid = obj["metadata"]["uid"]
+        target = mapping.primary_target(obj)
+        ready = mapping.ready_of(obj)
+        if event == "DELETED" or self.readiness.get(uid, "") != ready:
+            self._forward_dependants(event, obj)  # appeared, went or became (un)ready: who names it looks again
         if event == "DELETED":
             self.fingerprints.pop(uid, None)
             self.known.pop(uid, None)
+            self.references.pop(target, None)
+            self.readiness.pop(uid, None)
             return  # deletion is handled through the finalizer, while the object still exists
-        target = mapping.primary_target(obj)
         self.known[uid] = target
+        self.references[target] = mapping.references(obj)
+        self.readiness[uid] = ready
         fingerprint = mapping.fingerprint(obj)
         if self.fingerprints.get(uid) == fingerprint:
             return  # status-only (or no-op) change: mostly our own status writes
         self.fingerprints[uid] = fingerprint
         self.forwarder.submit(mapping.Forward(target, "spec", mapping.trigger_of(obj), mapping.event_key(obj, "spec")))
+
+    def on_secret(self, event: str, obj: Obj) -> None:
+        """A Secret in the operator's namespace (metadata only): created or rotated, it may be a token."""
+        self._forward_dependants(event, {**obj, "kind": "Secret"})
+
+    def _forward_dependants(self, event: str, obj: Obj) -> None:
+        for target in mapping.dependants(self.references, (obj["kind"], obj["metadata"]["name"])):
+            self._forward_child(event, obj, target)
 
     def on_child(self, event: str, obj: Obj) -> None:
         self._forward_child(event, obj, mapping.owner_target(obj, self.settings.kinds))
@@ -73,6 +90,8 @@ class Watcher:
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         expected = set(self.settings.kinds) | set(kinds.CHILD_KINDS) | set(mapping.LABELLED)
+        if kinds.CLOUD_ENVIRONMENT.kind in self.settings.kinds:
+            expected.add("Secret")
         missing = sorted(expected - self.listed)
         return not missing, {"pendingWatches": missing, "pendingForwards": self.forwarder.pending()}
 
@@ -93,13 +112,16 @@ async def _serve_probes(watcher: Watcher, bind: str, stop: asyncio.Event) -> Non
 
 async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
     """Run every task until `stop` is set or one of them fails."""
-    kube = await Kube.connect(settings.kubeconfig, grants=permissions.WATCHER)
+    kube = await Kube.connect(
+        settings.kubeconfig, grants=permissions.WATCHER, operator_namespace=settings.operator_namespace
+    )
     async with httpx.AsyncClient(base_url=settings.ingress_url, timeout=10.0) as http:
         forwarder = Forwarder(
             http,
             coalesce_seconds=settings.coalesce_seconds,
             max_delay_seconds=settings.coalesce_max_seconds,
             max_in_flight=settings.max_in_flight,
+            leading_edge=settings.coalesce_leading_edge,
         )
         watcher = Watcher(settings, forwarder)
 
@@ -138,6 +160,16 @@ async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
                 timeout_seconds=settings.watch_timeout_seconds,
                 on_listed=listed(kind),
                 optional=True,
+            )
+        if kinds.CLOUD_ENVIRONMENT.kind in settings.kinds:  # token Secrets: their metadata is enough
+            coroutines["watch Secret"] = watching.watch_kind(
+                kube,
+                RESOURCES["Secret"],
+                watcher.on_secret,
+                namespace=settings.operator_namespace,
+                metadata_only=True,
+                timeout_seconds=settings.watch_timeout_seconds,
+                on_listed=listed("Secret"),
             )
         for kind, (selector, _) in mapping.LABELLED.items():
             coroutines[f"watch {kind}"] = watching.watch_kind(

@@ -25,27 +25,35 @@ async def watch_kind(
     on_event: OnEvent,
     *,
     label_selector: str | None = None,
+    namespace: str | None = None,
+    metadata_only: bool = False,
     timeout_seconds: int = 300,
     on_listed: Callable[[], None] = lambda: None,
     optional: bool = False,
 ) -> None:
     """Runs until cancelled. `on_event(type, object)` gets ADDED for every listed object.
 
+    `namespace`: one namespace only (else all); `metadata_only`: objects without their data (Secrets).
     `optional`: a kind whose CRD is often absent (third-party); its absence is logged at debug only."""
     backoff = 0.5
     resource_version: str | None = None
     while True:
         try:
             if resource_version is None:
-                listed = await kube.list(res, label_selector=label_selector)
-                for item in listed["items"]:
+                listed = await kube.list(res, namespace, label_selector=label_selector, metadata_only=metadata_only)
+                for item in listed.get("items") or []:  # null in an empty PartialObjectMetadataList
                     item.setdefault("kind", res.kind)
                     item.setdefault("apiVersion", res.api_version)
                     on_event("ADDED", item)
                 resource_version = listed["metadata"]["resourceVersion"]
                 on_listed()
             async for event in kube.watch(
-                res, resource_version, label_selector=label_selector, timeout_seconds=timeout_seconds
+                res,
+                resource_version,
+                namespace=namespace,
+                label_selector=label_selector,
+                metadata_only=metadata_only,
+                timeout_seconds=timeout_seconds,
             ):
                 kind, obj = event["type"], event["object"]
                 if kind == "ERROR":

@@ -1,13 +1,19 @@
-"""What a RestateCloudEnvironment creates: the tunnel client Deployment and Service.
+"""What a RestateCloudEnvironment creates (the tunnel client Deployment and Service) and the URLs it stands for.
 
-Both live in the operator's namespace, are named `tunnel-<name>`, and are owned by the resource.
-The tunnel identifies itself to Restate Cloud by the resource's uid.
+Both objects live in the operator's namespace, are named `tunnel-<name>`, and are owned by the
+resource. The tunnel identifies itself to Restate Cloud by the resource's uid, so a service URL
+registered through it names that uid. Every URL format is upstream's, byte for byte: an environment
+moved between the operators keeps its registrations.
 """
 
 from __future__ import annotations
 
+import re
+import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
+from services import errors
 from services.builders.common import MANAGED_BY, Obj, owner_reference, user_annotations
 from services.models.cloud import RestateCloudEnvironment
 from services.settings import Settings
@@ -147,3 +153,102 @@ def tunnel_service(rce: Obj, settings: Settings) -> Obj:
         "metadata": _metadata(rce, settings),
         "spec": {"selector": selector_labels(rce), "ports": ports},
     }
+
+
+# --- the environment's URLs ---
+
+ADMIN_PORT, INGRESS_PORT, TUNNEL_PORT = 9070, 8080, 9080
+INVALID_CONFIG = "InvalidRestateConfig"  # upstream's reason for a spec the cloud cannot serve
+_ENVIRONMENT_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_REGION = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")  # DNS labels: BYOC regions have several
+
+
+def unprefixed_id(rce: Obj) -> str:
+    """The environment id without `env_` (the resource may spell it either way)."""
+    environment_id = str(rce["spec"]["environmentId"])
+    return environment_id.removeprefix("env_")
+
+
+def admin_url(rce: Obj) -> str:
+    return f"https://{unprefixed_id(rce)}.env.{rce['spec']['region']}.restate.cloud:{ADMIN_PORT}"
+
+
+def ingress_url(rce: Obj) -> str:
+    return f"https://{unprefixed_id(rce)}.env.{rce['spec']['region']}.restate.cloud:{INGRESS_PORT}"
+
+
+def _tunnel_base(region: str, environment_id: str, tunnel: str) -> str:
+    return f"https://tunnel.{region}.restate.cloud:{TUNNEL_PORT}/{environment_id}/{tunnel}/"
+
+
+def tunnel_url(rce: Obj, service_url: str) -> str:
+    """`service_url` as Restate Cloud reaches it: through the resource's tunnel (named by its uid),
+    which forwards to `<scheme>://<host>:<port>/<path>` inside the cluster; query and fragment kept."""
+    parts = urllib.parse.urlsplit(service_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    base = _tunnel_base(rce["spec"]["region"], unprefixed_id(rce), rce["metadata"]["uid"])
+    url = f"{base}{parts.scheme}/{parts.hostname}/{port}/{parts.path.lstrip('/')}"
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(query=parts.query, fragment=parts.fragment))
+
+
+@dataclass(frozen=True)
+class InProcessTunnel:
+    """What a `tunnelMode: in-process` version takes from its environment: injected into its pods
+    as `RESTATE_INPROC_*`, folded into its hash, and named in the URL it registers (all three must agree)."""
+
+    environment_id: str  # env_-prefixed, as the SDK's tunnel client expects
+    region: str
+    signing_public_key: str
+
+    @classmethod
+    def of(cls, rce: Obj) -> InProcessTunnel:
+        """Checked as strictly as the SDK's tunnel client checks them: a bad value fails here, with
+        the resource named, rather than as pods that crash-loop on what was injected."""
+        name, spec = rce["metadata"]["name"], rce["spec"]
+        unprefixed = unprefixed_id(rce)
+        problem = None
+        if not _ENVIRONMENT_ID.match(unprefixed):
+            problem = f"an environmentId of the form env_<letters and digits>, not {spec['environmentId']}"
+        elif not _REGION.match(str(spec["region"])):
+            problem = f"a lowercase DNS-style region (letters, digits, '-', '.'), not {spec['region']}"
+        elif not str(spec["signingPublicKey"]).startswith("publickeyv1_"):
+            problem = "a signingPublicKey starting with publickeyv1_"
+        if problem:
+            raise errors.InvalidSpec(
+                f"tunnelMode: in-process needs RestateCloudEnvironment {name} to have {problem}", reason=INVALID_CONFIG
+            )
+        return cls(f"env_{unprefixed}", str(spec["region"]), str(spec["signingPublicKey"]))
+
+    def environment(self, tunnel_name: str) -> dict[str, str]:
+        return {
+            "RESTATE_INPROC_TUNNEL_NAME": tunnel_name,
+            "RESTATE_INPROC_ENVIRONMENT_ID": self.environment_id,
+            "RESTATE_INPROC_CLOUD_REGION": self.region,
+            "RESTATE_INPROC_SIGNING_PUBLIC_KEY": self.signing_public_key,
+        }
+
+    def hash_input(self) -> bytes:
+        """Each value length-prefixed (8 bytes, big-endian), after a marker: as upstream hashes them."""
+        data = b"tunnel_mode=in-process"
+        for value in (self.environment_id, self.region, self.signing_public_key):
+            encoded = value.encode()
+            data += len(encoded).to_bytes(8, "big") + encoded
+        return data
+
+    def url(self, tunnel_name: str, service_path: str | None) -> str:
+        """The URL a version whose pods hold their own tunnel (named `tunnel_name`) registers.
+
+        The `/http/in-process/9080/` segment is a constant the SDK's tunnel client strips; the
+        service path may only append to it (an absolute URL or `..` would change the rendezvous)."""
+        base = (
+            _tunnel_base(self.region, self.environment_id.removeprefix("env_"), tunnel_name) + "http/in-process/9080/"
+        )
+        if not service_path:
+            return base
+        joined = urllib.parse.urljoin(base, service_path.lstrip("/"))
+        if not joined.startswith(base):
+            raise errors.InvalidSpec(
+                f"spec.restate.servicePath {service_path} escapes the tunnel URL: it must be a plain path to append",
+                reason=INVALID_CONFIG,
+            )
+        return joined

@@ -1,9 +1,10 @@
 """What a RestateDeployment creates, per version, and where it registers.
 
 A version is identified by a hash of everything that changes what Restate would be talking to:
-the pod template, the register target cluster, the service path and HTTP/1.1 mode (plus the
-collision count). The hash is computed exactly as restate-operator 2.8.1 computes it, so a
-cluster taken over from it keeps its ReplicaSets, Services and pods: same names, same labels.
+the pod template, the register target cluster, the service path, HTTP/1.1 mode and, with an
+in-process tunnel, the Restate Cloud environment's identity (plus the collision count). The hash
+is computed exactly as restate-operator 2.8.1 computes it, so a cluster taken over from it keeps
+its ReplicaSets, Services and pods: same names, same labels.
 Each version gets a ReplicaSet and a ClusterIP Service named `<rsd>-<hash>`, the Service owned by
 its ReplicaSet (Kubernetes removes it with the ReplicaSet); one stable Service `<rsd>` (ours
 only) selects the latest version's pods.
@@ -12,9 +13,11 @@ only) selects the latest version's pods.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from services import errors
+from services.builders import cloud
 from services.builders.common import MANAGED_BY, Obj, owner_reference, user_annotations
 from services.settings import Settings
 
@@ -25,6 +28,7 @@ DEPLOYMENT_ID_ANNOTATION = "restate.dev/deployment-id"
 REMOVE_AT_ANNOTATION = "restate.dev/remove-version-at"  # written by upstream on idle old versions; we read it
 TUNNEL_NAME_ANNOTATION = "restate.dev/tunnel-name"
 SERVICE_PORT = 9080
+MAX_TEMPLATE_BYTES = 250 * 1024  # under the 256 KiB all of an object's annotations may take
 _DIGITS = "456789bcdf"  # upstream's safe_encode_u32: decimal digit d is written as _DIGITS[d]
 
 
@@ -65,12 +69,13 @@ def _encode(value: int) -> str:
             return encoded  # 0 gives "4" (upstream: an empty string, which could not name anything)
 
 
-def version_hash(rsd: Obj, collision_count: int | None = None) -> str:
+def version_hash(rsd: Obj, collision_count: int | None = None, in_process: cloud.InProcessTunnel | None = None) -> str:
     """The version's name suffix: upstream's pod-template hash, byte for byte.
 
     64-bit FNV-1a over the template JSON followed, with no separators, by the register cluster,
-    the servicePath, `use_http11` when useHttp11 is true, and the collision count as 4 big-endian
-    bytes when it is set (0 included); the upper 32 bits are encoded by `_encode`.
+    the servicePath, `use_http11` when useHttp11 is true, the in-process tunnel's values, and the
+    collision count as 4 big-endian bytes when it is set (0 included); the upper 32 bits are
+    encoded by `_encode`.
     """
     restate = rsd["spec"]["restate"]
     data = template_json(rsd).encode()
@@ -80,6 +85,8 @@ def version_hash(rsd: Obj, collision_count: int | None = None) -> str:
         data += str(path).encode()
     if restate.get("useHttp11") is True:
         data += b"use_http11"
+    if in_process is not None:
+        data += in_process.hash_input()
     if collision_count is not None:
         data += (collision_count & 0xFFFFFFFF).to_bytes(4, "big")
     return _encode(_fnv1a_64(data) >> 32)
@@ -106,11 +113,52 @@ def propagated_annotations(rsd: Obj) -> dict[str, str]:
     return annotations
 
 
-def replica_set(rsd: Obj, hash_: str, *, replicas: int) -> Obj:
+def with_tunnel_environment(pod_spec: Obj, tunnel_name: str, in_process: cloud.InProcessTunnel) -> Obj:
+    """A copy of `pod_spec` whose every container and init container gets the `RESTATE_INPROC_*`
+    environment. A container that sets one itself is refused: its pods would hold a tunnel under
+    another name than the one registered."""
+    injected = in_process.environment(tunnel_name)
+    spec = dict(pod_spec)
+    for field in ("containers", "initContainers"):
+        containers = []
+        for container in spec.get(field) or []:
+            env = container.get("env") or []
+            if not isinstance(env, list):
+                raise errors.InvalidSpec(
+                    f"container {container.get('name')}: env must be a list", reason=cloud.INVALID_CONFIG
+                )
+            taken = sorted({str(e.get("name")) for e in env if isinstance(e, dict)} & injected.keys())
+            if taken:
+                raise errors.InvalidSpec(
+                    f"tunnelMode: in-process sets {taken[0]} itself, but container {container.get('name')} "
+                    "declares it too; remove it from the pod template",
+                    reason=cloud.INVALID_CONFIG,
+                )
+            containers.append({**container, "env": [*env, *({"name": k, "value": v} for k, v in injected.items())]})
+        if field in spec:
+            spec[field] = containers
+    return spec
+
+
+def replica_set(rsd: Obj, hash_: str, *, replicas: int, in_process: cloud.InProcessTunnel | None = None) -> Obj:
     """The version's ReplicaSet, as created. It is never applied again: afterwards only its replicas
     and annotations change, so its pod template (and its pods) stay as they were created, whoever
-    created them (this operator or upstream's)."""
+    created them (this operator or upstream's). With an in-process tunnel its pods get the tunnel's
+    environment, and the tunnel name they hold is kept on it (`restate.dev/tunnel-name`)."""
     template = rsd["spec"]["template"]
+    name = version_name(rsd, hash_)
+    pod_spec = template["spec"]
+    stored = template_json(rsd)
+    if len(stored.encode()) > MAX_TEMPLATE_BYTES:
+        raise errors.InvalidSpec(
+            f"spec.template is {len(stored.encode()) // 1024} KiB as JSON, but each version's ReplicaSet keeps it "
+            f"as its {TEMPLATE_ANNOTATION} annotation (as upstream's), and Kubernetes limits an object's "
+            "annotations to 256 KiB: make the template smaller, e.g. move large values into a ConfigMap"
+        )
+    annotations = {**propagated_annotations(rsd), TEMPLATE_ANNOTATION: stored}
+    if in_process is not None:
+        pod_spec = with_tunnel_environment(pod_spec, name, in_process)
+        annotations[TUNNEL_NAME_ANNOTATION] = name
     template_meta = template.get("metadata") or {}
     pod_labels = {**(template_meta.get("labels") or {}), HASH_LABEL: hash_}
     if cluster := rsd["spec"]["restate"]["register"].get("cluster"):
@@ -126,7 +174,7 @@ def replica_set(rsd: Obj, hash_: str, *, replicas: int) -> Obj:
                 "labels": pod_labels,
                 **({"annotations": a} if (a := template_meta.get("annotations")) else {}),
             },
-            "spec": template["spec"],
+            "spec": pod_spec,
         },
     }
     if (min_ready := rsd["spec"].get("minReadySeconds")) is not None:
@@ -135,10 +183,10 @@ def replica_set(rsd: Obj, hash_: str, *, replicas: int) -> Obj:
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
         "metadata": {
-            "name": version_name(rsd, hash_),
+            "name": name,
             "namespace": rsd["metadata"]["namespace"],
             "labels": {**pod_labels, **_common_labels(rsd)},
-            "annotations": {**propagated_annotations(rsd), TEMPLATE_ANNOTATION: template_json(rsd)},
+            "annotations": annotations,
             "ownerReferences": [owner_reference(rsd)],
         },
         "spec": spec,
@@ -246,8 +294,8 @@ def label_selector(rsd: Obj, hash_: str) -> str | None:
     return ",".join(terms)
 
 
-def service_url(rsd: Obj, hash_: str, settings: Settings) -> str:
-    """What Restate calls for this version."""
+def cluster_url(rsd: Obj, hash_: str, settings: Settings) -> str:
+    """The version's Service inside the cluster (with the servicePath)."""
     path = rsd["spec"]["restate"].get("servicePath") or ""
     return (
         f"http://{version_name(rsd, hash_)}.{rsd['metadata']['namespace']}.svc.{settings.cluster_dns}"
@@ -255,19 +303,66 @@ def service_url(rsd: Obj, hash_: str, settings: Settings) -> str:
     )
 
 
-def admin_url(rsd: Obj, settings: Settings) -> str:
-    """The admin API to register with; a path prefix (`register.service.path`, or in `url`) is kept."""
+@dataclass(frozen=True)
+class TokenSecret:
+    """Where the bearer token for an admin API is kept (only the reference: the value is read when used)."""
+
+    namespace: str
+    name: str
+    key: str
+    owner: str  # who names it, for messages: "RestateCloudEnvironment prod"
+
+
+@dataclass(frozen=True)
+class AdminEndpoint:
+    """An admin API to register with, and the Secret holding its token when it needs one."""
+
+    url: str
+    token: TokenSecret | None = None
+
+
+def admin_endpoint(rsd: Obj, settings: Settings, environment: Obj | None = None) -> AdminEndpoint:
+    """The admin API to register with; a path prefix (`register.service.path`, or in `url`) is kept.
+    `register.cloud` needs its RestateCloudEnvironment (`environment`), whose Secret holds the token."""
     register: dict[str, Any] = rsd["spec"]["restate"]["register"]
     if url := register.get("url"):
-        return str(url).rstrip("/")
+        return AdminEndpoint(str(url).rstrip("/"))
     if service := register.get("service"):
         path = (service.get("path") or "").rstrip("/")
-        return (
+        return AdminEndpoint(
             f"http://{service['name']}.{service['namespace']}.svc.{settings.cluster_dns}:{service.get('port', 9070)}"
             f"{path}"
         )
     if cluster := register.get("cluster"):
-        return f"http://restate.{cluster}.svc.{settings.cluster_dns}:9070"
-    raise errors.InvalidSpec(
-        "spec.restate.register: register.cloud is not supported yet by this operator; use cluster, service or url"
+        return AdminEndpoint(f"http://restate.{cluster}.svc.{settings.cluster_dns}:9070")
+    if environment is None:
+        raise errors.InvalidSpec(
+            f"spec.restate.register.cloud: RestateCloudEnvironment {register.get('cloud')} is needed"
+        )
+    secret = environment["spec"]["authentication"]["secret"]
+    owner = f"RestateCloudEnvironment {environment['metadata']['name']}"
+    return AdminEndpoint(
+        cloud.admin_url(environment), TokenSecret(settings.operator_namespace, secret["name"], secret["key"], owner)
     )
+
+
+def in_process_tunnel(rsd: Obj, environment: Obj | None) -> cloud.InProcessTunnel | None:
+    """The in-process tunnel's values when the resource asks for one (`tunnelMode: in-process`)."""
+    if rsd["spec"]["restate"].get("tunnelMode") != "in-process":
+        return None
+    if environment is None:
+        raise errors.InvalidSpec(
+            "tunnelMode: in-process needs spec.restate.register.cloud (a RestateCloudEnvironment)",
+            reason=cloud.INVALID_CONFIG,
+        )
+    return cloud.InProcessTunnel.of(environment)
+
+
+def service_url(rsd: Obj, hash_: str, settings: Settings, environment: Obj | None = None, tunnel: str = "") -> str:
+    """What Restate calls for this version: its Service, or with `register.cloud` the same through
+    the environment's tunnel; with an in-process tunnel, the tunnel its pods hold (named `tunnel`,
+    the ReplicaSet's `restate.dev/tunnel-name`, else the version's name)."""
+    if in_process := in_process_tunnel(rsd, environment):
+        return in_process.url(tunnel or version_name(rsd, hash_), rsd["spec"]["restate"].get("servicePath"))
+    url = cluster_url(rsd, hash_, settings)
+    return cloud.tunnel_url(environment, url) if environment is not None else url

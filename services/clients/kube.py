@@ -7,11 +7,13 @@ kind (ours included) goes through the same few verbs. Errors are translated to `
 
 from __future__ import annotations
 
-import builtins
+import base64
 import datetime
 import json
 import logging
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -28,6 +30,9 @@ logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
 FIELD_MANAGER = "restate-operator"
 REPORTING_CONTROLLER = "restate-operator"  # as upstream: `kubectl events` filters keep working after a swap
+# PartialObjectMetadata: objects without spec, data or status (what a watch of Secrets needs).
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 def resource_of(obj: Mapping[str, Any]) -> Resource:
@@ -35,6 +40,24 @@ def resource_of(obj: Mapping[str, Any]) -> Resource:
     if res is None or res.api_version != obj["apiVersion"]:
         raise errors.Invalid(f"unsupported kind {obj['apiVersion']}/{obj['kind']}")
     return res
+
+
+def _resolve_environment_once(api: client.ApiClient) -> None:
+    """Read the proxy variables once, not on every request.
+
+    kubernetes-asyncio's aiohttp session has `trust_env=True`, which looks up the proxy variables
+    and parses ~/.netrc in a worker thread before each request: ~1 ms of CPU per request, several
+    per reconcile pass. The proxy (honouring NO_PROXY) is resolved here instead; netrc credentials
+    never applied, every request carries the client's own credentials."""
+    rest = api.rest_client
+    server = urllib.parse.urlsplit(str(api.configuration.host))
+    proxy = urllib.request.getproxies().get(server.scheme)
+    if proxy and not rest.proxy and not urllib.request.proxy_bypass(server.hostname or ""):
+        rest.proxy = proxy
+    old: aiohttp.ClientSession = rest.pool_manager
+    connector = old.connector
+    old.detach()  # keeps the connector (its TLS context and pool) for the new session
+    rest.pool_manager = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
 
 
 def micro_time(now: datetime.datetime | None = None) -> str:
@@ -69,6 +92,7 @@ class Kube:
                 api = client.ApiClient()
             except ConfigException:
                 api = await config.new_client_from_config()
+        _resolve_environment_once(api)
         return cls(api, grants=grants, operator_namespace=operator_namespace)
 
     def _check(
@@ -96,6 +120,7 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         deadline: float = 30.0,
     ) -> Any:
         try:
@@ -103,7 +128,7 @@ class Kube:
                 path,
                 method,
                 query_params=query or [],
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                header_params={"Content-Type": content_type, "Accept": accept},
                 body=body,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
@@ -130,11 +155,19 @@ class Kube:
             return None
         return obj
 
-    async def list(self, res: Resource, namespace: str | None = None, label_selector: str | None = None) -> Obj:
-        """The List object (items and metadata.resourceVersion)."""
+    async def list(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        *,
+        metadata_only: bool = False,
+    ) -> Obj:
+        """The List object (items and metadata.resourceVersion); only the items' metadata if asked."""
         self._check(res, frozenset({LIST}), namespace)
         query = [("labelSelector", label_selector)] if label_selector else []
-        listed: Obj = await self._request("GET", res.path(namespace), query=query)
+        accept = METADATA_LIST if metadata_only else "application/json"
+        listed: Obj = await self._request("GET", res.path(namespace), query=query, accept=accept)
         return listed
 
     async def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER, subresource: str | None = None) -> Obj:
@@ -182,10 +215,14 @@ class Kube:
             return True
         raise errors.Conflict(f"finalizer {finalizer} of {res.kind} {name}: the list kept changing; retrying later")
 
-    async def secret_keys(self, name: str, namespace: str) -> builtins.list[str] | None:
-        """A Secret's key names, or None when it does not exist; never its values (they must not be journaled)."""
+    async def secret_data(self, name: str, namespace: str) -> dict[str, bytes] | None:
+        """A Secret's decoded values, or None when it does not exist. Callers use them at once and
+        never return, log or journal them."""
         secret = await self.get(RESOURCES["Secret"], name, namespace)
-        return None if secret is None else sorted((secret.get("data") or {}) | (secret.get("stringData") or {}))
+        if secret is None:
+            return None
+        data = {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+        return data | {key: str(value).encode() for key, value in (secret.get("stringData") or {}).items()}
 
     async def delete(
         self, res: Resource, name: str, namespace: str | None = None, *, propagation: str = "Background"
@@ -245,10 +282,13 @@ class Kube:
         res: Resource,
         resource_version: str,
         *,
+        namespace: str | None = None,
         label_selector: str | None = None,
+        metadata_only: bool = False,
         timeout_seconds: int = 300,
     ) -> AsyncIterator[Obj]:
         """Watch events ({type, object}) from `resource_version`, with bookmarks, until the server ends it.
+        In one namespace if given; objects as metadata only if asked (a Secret's values never arrive).
 
         A 410 Gone arrives as an ERROR event whose object is a Status with code 410: the caller relists.
         """
@@ -260,13 +300,13 @@ class Kube:
         ]
         if label_selector:
             query.append(("labelSelector", label_selector))
-        self._check(res, frozenset({WATCH}), None)
+        self._check(res, frozenset({WATCH}), namespace)
         try:
             response = await self._api.call_api(
-                res.path(),
+                res.path(namespace),
                 "GET",
                 query_params=query,
-                header_params={"Accept": "application/json"},
+                header_params={"Accept": METADATA if metadata_only else "application/json"},
                 auth_settings=["BearerToken"],
                 _preload_content=False,
                 _request_timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=timeout_seconds + 30),

@@ -84,3 +84,5 @@ WATCHER: dict[str, Grant] = {
         *kinds.KNATIVE_KINDS,
     )
 }
+# Restate Cloud token Secrets, as metadata only: a created or rotated one reconciles its users.
+WATCHER["Secret"] = _grant(OBSERVE, operator_namespace=True)

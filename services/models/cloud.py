@@ -79,6 +79,15 @@ class RestateCloudEnvironmentStatus(Model):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
+    admin_url: str | None = Field(
+        default=None, description="The environment's admin API, which RestateDeployments with register.cloud call."
+    )
+    ingress_url: str | None = Field(
+        default=None, description="The environment's ingress, for invoking services (needs the API token)."
+    )
+    tunnel_name: str | None = Field(
+        default=None, description="The tunnel's name in Restate Cloud (this resource's uid), in every tunnelled URL."
+    )
 
 
 class RestateCloudEnvironment(Model):

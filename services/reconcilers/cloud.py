@@ -1,11 +1,14 @@
-"""RestateCloudEnvironment: keep the tunnel Deployment and Service applied; Ready when the tunnel is available."""
+"""RestateCloudEnvironment: keep the tunnel Deployment and Service applied; Ready when its API token
+can be used and every tunnel replica is available. The status shows the environment's URLs."""
 
 from __future__ import annotations
 
 from services import kinds
 from services.builders import cloud as build
+from services.builders.deployment import TokenSecret
 from services.clients.kube import Obj
 from services.models import cloud as models
+from services.reconcilers.admin import token_problem
 from services.reconcilers.engine import Outcome, Reconciler
 from services.reconcilers.steps import Steps
 
@@ -16,24 +19,29 @@ async def converge(steps: Steps, rce: Obj) -> Outcome:
     settings = steps.settings
     deployment = await steps.apply(build.tunnel_deployment(rce, settings))
     await steps.apply(build.tunnel_service(rce, settings))
+    status = {
+        "adminUrl": build.admin_url(rce),
+        "ingressUrl": build.ingress_url(rce),
+        "tunnelName": rce["metadata"]["uid"],
+    }
     secret_ref = rce["spec"]["authentication"]["secret"]
-    keys = await steps.secret_keys(secret_ref["name"], settings.operator_namespace)
-    if keys is None:
+    secret = TokenSecret(
+        settings.operator_namespace,
+        secret_ref["name"],
+        secret_ref["key"],
+        f"RestateCloudEnvironment {rce['metadata']['name']}",
+    )
+    # The Secret is watched: its creation or rotation reconciles again, the re-check is a fallback.
+    problem = await steps.run(
+        f"check Secret {secret.namespace}/{secret.name}", token_problem, steps.connections, secret
+    )
+    if problem is not None:
+        reason, message = problem
         return Outcome(
-            ready=False,
-            reason="SecretNotFound",
-            message=f"Secret {settings.operator_namespace}/{secret_ref['name']} with the API token does not exist",
-            requeue_after=NOT_READY_RECHECK_SECONDS,
-        )
-    if secret_ref["key"] not in keys:
-        return Outcome(
-            ready=False,
-            reason="SecretKeyNotFound",
-            message=f"Secret {secret_ref['name']} has no key {secret_ref['key']}",
-            requeue_after=NOT_READY_RECHECK_SECONDS,
+            ready=False, reason=reason, message=message, requeue_after=NOT_READY_RECHECK_SECONDS, status=status
         )
     tunnel = models.RestateCloudEnvironmentSpec.model_validate(rce["spec"]).tunnel or models.Tunnel()
-    return tunnel_readiness(deployment, tunnel.replicas)
+    return tunnel_readiness(deployment, tunnel.replicas).model_copy(update={"status": status})
 
 
 def tunnel_readiness(deployment: Obj, desired: int) -> Outcome:

@@ -27,11 +27,9 @@ from typing import Any
 import restate
 
 from services import errors, kinds, metrics
-from services.builders import deployment as build
 from services.clients.kube import Obj
-from services.kinds import RESOURCES
-from services.models.deployment import VersionPhase
-from services.reconcilers import knative_mode, phases, versions
+from services.models.deployment import RestateDeploymentSpec, VersionPhase
+from services.reconcilers import knative_mode, phases, targets, versions
 from services.reconcilers import replicaset_mode as replica_set_mode
 from services.reconcilers.engine import CommandRequest, Outcome, Reconciler, rfc3339
 from services.reconcilers.rollout import Rollout, Version, adopt
@@ -40,10 +38,12 @@ from services.reconcilers.steps import Steps
 
 async def converge(steps: Steps, rsd: Obj) -> Outcome:
     spec = versions.parse_spec(rsd)
-    admin = build.admin_url(rsd, steps.settings)
+    target = await targets.resolve(steps, rsd, spec)
+    if isinstance(target, Outcome):
+        return target
     if spec.deployment_mode == "knative":
-        return await knative_mode.converge(steps, rsd, spec, admin)
-    return await replica_set_mode.converge(steps, rsd, spec, admin)
+        return await knative_mode.converge(steps, rsd, spec, target)
+    return await replica_set_mode.converge(steps, rsd, spec, target)
 
 
 async def finalize(steps: Steps, rsd: Obj) -> Outcome:
@@ -51,12 +51,11 @@ async def finalize(steps: Steps, rsd: Obj) -> Outcome:
     only the ReplicaSets know of (upstream's) included."""
     spec = versions.parse_spec(rsd)
     rollout = await versions.load(steps.ctx)
-    if cluster := spec.restate.register_to.cluster:
-        gone = await steps.get(RESOURCES["RestateCluster"], cluster)
-        if gone is None:
-            metrics.forget_rollout(rsd["metadata"]["namespace"], rsd["metadata"]["name"])
-            return Outcome(ready=True, reason="ClusterGone", message=f"RestateCluster {cluster} no longer exists")
-    admin = build.admin_url(rsd, steps.settings)
+    target = await targets.resolve(steps, rsd, spec)
+    if isinstance(target, Outcome):
+        metrics.forget_rollout(rsd["metadata"]["namespace"], rsd["metadata"]["name"])
+        return _target_gone(spec)
+    admin = target.admin
     report = await versions.drain_report(steps, admin)
     meta = rsd["metadata"]
     if spec.deployment_mode == "knative":
@@ -86,9 +85,24 @@ async def finalize(steps: Steps, rsd: Obj) -> Outcome:
         )
     for version in rollout.versions:
         if version.deployment_id and report.exists(version.deployment_id):
-            await steps.run(f"deregister {version.name}", versions.deregister, admin, version.deployment_id)
+            await versions.deregister_version(steps, admin, version.name, version.deployment_id)
     metrics.forget_rollout(meta["namespace"], meta["name"])
     return Outcome(ready=True, reason="Deregistered", message="every version was deregistered from Restate")
+
+
+def _target_gone(spec: RestateDeploymentSpec) -> Outcome:
+    """Deletion goes on when what it registered with is gone: nobody is left to ask."""
+    if cluster := spec.restate.register_to.cluster:
+        return Outcome(ready=True, reason="ClusterGone", message=f"RestateCluster {cluster} no longer exists")
+    cloud = spec.restate.register_to.cloud
+    return Outcome(
+        ready=True,
+        reason="CloudEnvironmentGone",
+        message=(
+            f"RestateCloudEnvironment {cloud} no longer exists, so its versions could not be deregistered: "
+            "they stay registered in the Restate Cloud environment (remove them there with `restate deployments`)"
+        ),
+    )
 
 
 # --- manual commands ---

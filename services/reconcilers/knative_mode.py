@@ -23,9 +23,10 @@ from __future__ import annotations
 from typing import Any
 
 from services import errors
+from services.builders import cloud, knative
 from services.builders import deployment as build
-from services.builders import knative
 from services.builders.common import MANAGED_BY
+from services.builders.deployment import AdminEndpoint
 from services.clients.kube import Obj
 from services.kinds import RESOURCES
 from services.models.deployment import KnativeStatus, RestateDeploymentSpec, RestateDeploymentStatus, VersionPhase
@@ -33,6 +34,7 @@ from services.reconcilers import phases, versions
 from services.reconcilers.engine import Outcome, rfc3339
 from services.reconcilers.rollout import DrainReport, ReplicaSetView, Rollout, Version, adopt, parse_rfc3339
 from services.reconcilers.steps import Steps
+from services.reconcilers.targets import Target
 
 CONFIGURATION, ROUTE, REVISION = RESOURCES["Configuration"], RESOURCES["Route"], RESOURCES["Revision"]
 REGISTRATION_MANAGER = "restate-operator/deployment-registration"  # upstream's manager for these annotations
@@ -101,8 +103,14 @@ async def delete_configuration(steps: Steps, namespace: str, name: str) -> bool:
 # --- the pass ---
 
 
-async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: str) -> Outcome:
+def registered_url(route_url: str, target: Target) -> str:
+    """What Restate calls for a tag: its Route, through the cloud tunnel with `register.cloud`."""
+    return cloud.tunnel_url(target.environment, route_url) if target.environment is not None else route_url
+
+
+async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: Target) -> Outcome:
     knative.validate(rsd)
+    admin = target.admin
     ctx, meta = steps.ctx, rsd["metadata"]
     namespace = meta["namespace"]
     collisions: int | None = (rsd.get("status") or {}).get("collisionCount")
@@ -140,9 +148,9 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     revision = await steps.get(REVISION, latest_revision, namespace) if latest_revision else None
     url: str | None = (route.get("status") or {}).get("url")
 
-    seen = await _observe_desired(steps, rsd, spec, rollout, report, admin, configuration, revision, route)
+    seen = await _observe_desired(steps, rsd, spec, rollout, report, target, configuration, revision, route)
     desired = phases.next_phase(rollout.versions[0], seen)
-    latest = await _act(steps, rsd, spec, rollout, desired, admin, url)
+    latest = await _act(steps, rsd, spec, rollout, desired, admin, registered_url(url, target) if url else None)
 
     async def act(transition: phases.Transition) -> Version:
         return await _act(steps, rsd, spec, rollout, transition, admin, None)
@@ -193,7 +201,7 @@ async def _observe_desired(
     spec: RestateDeploymentSpec,
     rollout: Rollout,
     report: DrainReport,
-    admin: str,
+    target: Target,
     configuration: Obj,
     revision: Obj | None,
     route: Obj,
@@ -205,9 +213,14 @@ async def _observe_desired(
     changed = False
     in_place = version.revision is not None and revision_name != version.revision
     if gate is None and in_place and phases.serving(version, report):
-        url = route["status"]["url"]
+        url = registered_url(route["status"]["url"], target)
         discovered = await steps.run(
-            f"discover {version.name} ({revision_name})", versions.discover, admin, url, spec.restate.use_http11
+            f"discover {version.name} ({revision_name})",
+            versions.discover,
+            steps.connections,
+            target.admin,
+            url,
+            spec.restate.use_http11,
         )
         changed = discovered != version.discovery
     return phases.Desired(
@@ -226,7 +239,7 @@ async def _act(
     spec: RestateDeploymentSpec,
     rollout: Rollout,
     transition: phases.Transition,
-    admin: str,
+    admin: AdminEndpoint,
     url: str | None,
 ) -> Version:
     version, namespace = transition.version, rsd["metadata"]["namespace"]
@@ -243,7 +256,7 @@ async def _act(
                     f"annotate {version.name}", annotate, steps, namespace, version.name, deployment_id, registered_at
                 )
             case phases.Deregister(deployment_id=deployment_id):
-                await steps.run(f"deregister {version.name}", versions.deregister, admin, deployment_id)
+                await versions.deregister_version(steps, admin, version.name, deployment_id)
             case _:
                 raise errors.InvalidSpec(f"{action} has no meaning in Knative mode (a bug: please report it)")
     previous = rollout.version(version.hash)

@@ -17,11 +17,13 @@ Objects the resource does not control (a user's Service named like it) are never
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from services import status as conditions
 from services.builders import deployment as build
+from services.builders.cloud import InProcessTunnel
 from services.builders.common import MANAGED_BY
 from services.clients.kube import Obj
 from services.kinds import RESOURCES
@@ -30,6 +32,7 @@ from services.reconcilers import phases, versions
 from services.reconcilers.engine import Outcome
 from services.reconcilers.rollout import DrainReport, ReplicaSetView, Rollout, Version, adopt, replica_set_view
 from services.reconcilers.steps import Steps
+from services.reconcilers.targets import Target
 
 AVAILABLE_RECHECK_SECONDS = 5.0
 RS = RESOURCES["ReplicaSet"]
@@ -120,13 +123,15 @@ async def service_is_ours(steps: Steps, rsd: Obj) -> bool:
 # --- the pass ---
 
 
-async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: str) -> Outcome:
+async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: Target) -> Outcome:
     ctx, meta = steps.ctx, rsd["metadata"]
     namespace = meta["namespace"]
+    admin = target.admin
+    in_process = build.in_process_tunnel(rsd, target.environment)
     rollout = await versions.load(ctx)
     now = await ctx.time()
     collisions: int | None = (rsd.get("status") or {}).get("collisionCount")  # None until a collision
-    spec_hash = build.version_hash(rsd, collisions)
+    spec_hash = build.version_hash(rsd, collisions, in_process)
     hash_ = rollout.desired_hash(spec_hash)
     pinned = hash_ != spec_hash
     desired_name = build.version_name(rsd, hash_)
@@ -147,17 +152,18 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     drain_delay = float(spec.restate.drain_delay_seconds)
     adopt(rollout, found.values(), report, drain_delay, now)
     versions.make_desired(rollout, rsd, desired_name, hash_, now, pinned=pinned)
-    replica_set_uid = await _ensure_replica_set(steps, rsd, hash_, existing, spec.replicas)
+    replica_set_uid = await _ensure_replica_set(steps, rsd, hash_, existing, spec.replicas, in_process)
     await steps.apply(build.version_service(rsd, hash_, replica_set_uid))
     pods = _pods(existing, spec.replicas)
 
+    await _restore_lost(steps, rsd, rollout, found, spec.replicas, in_process)
     seen = await _observe_desired(steps, rsd, spec, rollout, pods, report)
     desired = phases.next_phase(rollout.versions[0], seen)
-    latest = await _act(steps, rsd, spec, rollout, desired, admin)
+    latest = await _act(steps, rsd, spec, rollout, desired, target, found)
     routed = versions.routed(rollout)
 
     async def act(transition: phases.Transition) -> Version:
-        return await _act(steps, rsd, spec, rollout, transition, admin)
+        return await _act(steps, rsd, spec, rollout, transition, target, found)
 
     next_wakeup = await versions.advance_superseded(
         rollout,
@@ -179,6 +185,46 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, admin: s
     _count_pods(rollout, latest, found, pods)
     versions.save(ctx, rollout)
     return _outcome(rsd, spec, rollout, latest, desired, pods, report, hash_, collisions, next_wakeup, conflict)
+
+
+async def _restore_lost(
+    steps: Steps,
+    rsd: Obj,
+    rollout: Rollout,
+    found: Mapping[str, ReplicaSetView],
+    replicas: int,
+    in_process: InProcessTunnel | None,
+) -> None:
+    """A draining version whose ReplicaSet someone deleted while Restate still has work for it: its
+    invocations could never finish. Re-create it (and its Service) from the template it was created
+    with, and say so; without a remembered template, say what is lost and how to end it."""
+    for version in rollout.versions[1:]:
+        work = version.active_invocations or 0
+        if version.phase != VersionPhase.DRAINING or version.name in found or not work:
+            continue
+        if version.template is None:
+            await steps.event(
+                rsd,
+                "Warning",
+                "VersionLost",
+                f"ReplicaSet {version.name} was deleted while {work} invocation(s) still need it, and its template is "
+                "not known to re-create it: restore it, or `forceDrain` the version to give up on that work",
+                "Reconcile",
+                step=f"event VersionLost {version.name}",
+            )
+            continue
+        shaped = {**rsd, "spec": {**rsd["spec"], "template": json.loads(version.template)}}
+        created = await steps.apply(build.replica_set(shaped, version.hash, replicas=replicas, in_process=in_process))
+        await steps.apply(build.version_service(shaped, version.hash, str(created["metadata"]["uid"])))
+        await steps.event(
+            rsd,
+            "Warning",
+            "VersionRecreated",
+            f"ReplicaSet {version.name} was deleted while {work} invocation(s) still need it; re-created it from "
+            "its template so they can finish",
+            "Reconcile",
+            step=f"event VersionRecreated {version.name}",
+        )
 
 
 def _pods(existing: ReplicaSetView | None, replicas: int) -> phases.Pods:
@@ -216,15 +262,24 @@ async def _observe_desired(
 
 
 async def _act(
-    steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, rollout: Rollout, transition: phases.Transition, admin: str
+    steps: Steps,
+    rsd: Obj,
+    spec: RestateDeploymentSpec,
+    rollout: Rollout,
+    transition: phases.Transition,
+    target: Target,
+    found: Mapping[str, ReplicaSetView],
 ) -> Version:
     """Execute a transition's actions as journaled steps, then keep its version in the memory."""
     version, namespace = transition.version, rsd["metadata"]["namespace"]
     name = version.name
+    admin = target.admin
     for action in transition.actions:
         match action:
             case phases.Register(force=force):
-                url = build.service_url(rsd, version.hash, steps.settings)
+                created = found.get(name)
+                tunnel = created["annotations"].get(build.TUNNEL_NAME_ANNOTATION, "") if created else ""
+                url = build.service_url(rsd, version.hash, steps.settings, target.environment, tunnel)
                 await versions.register_version(
                     steps, version, admin, url, force=force, use_http_11=spec.restate.use_http11
                 )
@@ -232,7 +287,7 @@ async def _act(
                 deployment_id = version.deployment_id or ""
                 await steps.run(f"annotate {name}", annotate, steps, namespace, name, deployment_id)
             case phases.Deregister(deployment_id=deployment_id):
-                await steps.run(f"deregister {name}", versions.deregister, admin, deployment_id)
+                await versions.deregister_version(steps, admin, name, deployment_id)
             case phases.ScaleTo(replicas=replicas):
                 await steps.run(f"scale {name} to {replicas}", scale, steps, namespace, name, replicas)
             case phases.ApplyAutoscaler():
@@ -308,13 +363,18 @@ def _outcome(
 
 
 async def _ensure_replica_set(
-    steps: Steps, rsd: Obj, hash_: str, existing: ReplicaSetView | None, replicas: int
+    steps: Steps,
+    rsd: Obj,
+    hash_: str,
+    existing: ReplicaSetView | None,
+    replicas: int,
+    in_process: InProcessTunnel | None,
 ) -> str:
     """The desired version's ReplicaSet uid. Created once; afterwards only its replicas and the
     resource's annotations follow the resource: its spec is never applied again, so the pod template
     stays as created (by us or by upstream), with no pod restart."""
     if existing is None:
-        created = await steps.apply(build.replica_set(rsd, hash_, replicas=replicas))
+        created = await steps.apply(build.replica_set(rsd, hash_, replicas=replicas, in_process=in_process))
         return str(created["metadata"]["uid"])
     namespace, name = rsd["metadata"]["namespace"], existing["name"]
     if existing["replicas"] != replicas:

@@ -98,6 +98,7 @@ class Version(BaseModel):
     images: list[str] = Field(default_factory=list)  # its containers' images, for `history`
     cause: str | None = None  # what made it the desired version: a spec generation, abort, rollback, adoption
     discovery: str | None = None  # Knative: fingerprint of the services Restate discovered at registration
+    template: str | None = None  # its pod template as created (`restate.dev/pod-template`), to re-create it
 
 
 class Rollout(BaseModel):
@@ -236,6 +237,7 @@ def adopt(
             deployment_id=deployment_id if registered else None,
             created_at=rs["created"] or now,
             cause="adopted from its existing objects",
+            template=rs["template"],
             replicas=rs["replicas"],
             ready_replicas=rs["ready"],
         )

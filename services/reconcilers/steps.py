@@ -92,12 +92,6 @@ class Steps:
 
         return await self.run(f"get {res.kind} {namespace + '/' if namespace else ''}{name}", get)
 
-    async def secret_keys(self, name: str, namespace: str) -> list[str] | None:
-        async def keys() -> list[str] | None:
-            return await (await self.kube()).secret_keys(name, namespace)
-
-        return await self.run(f"check Secret {namespace}/{name}", keys)
-
     async def event(
         self,
         obj: Obj,

@@ -14,11 +14,14 @@ from typing import Any
 import restate
 
 from services import errors, metrics
+from services.builders import deployment as build
+from services.builders.deployment import AdminEndpoint
+from services.clients.connections import Connections
 from services.clients.kube import Obj
-from services.clients.restate_admin import RestateAdmin
 from services.contract import split_key
 from services.models.deployment import RestateDeploymentSpec, VersionPhase, VersionStatus
 from services.reconcilers import phases
+from services.reconcilers.admin import admin
 from services.reconcilers.engine import Outcome, rfc3339
 from services.reconcilers.rollout import DRAIN_QUERY, DrainReport, Rollout, Version
 from services.reconcilers.steps import Steps
@@ -53,14 +56,16 @@ def save(ctx: restate.ObjectContext, rollout: Rollout) -> None:
 # --- journaled calls to Restate's admin API (results stay small) ---
 
 
-async def query_drain(admin_url: str) -> list[dict[str, Any]]:
-    async with RestateAdmin(admin_url) as admin:
-        return await admin.query(DRAIN_QUERY)
+async def query_drain(connections: Connections, endpoint: AdminEndpoint) -> list[dict[str, Any]]:
+    async with admin(connections, endpoint) as client:
+        return await client.query(DRAIN_QUERY)
 
 
-async def register(admin_url: str, uri: str, force: bool, use_http_11: bool | None) -> dict[str, Any]:
-    async with RestateAdmin(admin_url) as admin:
-        registered = await admin.register(uri, force=force, use_http_11=use_http_11)
+async def register(
+    connections: Connections, endpoint: AdminEndpoint, uri: str, force: bool, use_http_11: bool | None
+) -> dict[str, Any]:
+    async with admin(connections, endpoint) as client:
+        registered = await client.register(uri, force=force, use_http_11=use_http_11)
     services = registered.get("services") or []
     return {
         "id": registered["id"],
@@ -69,15 +74,15 @@ async def register(admin_url: str, uri: str, force: bool, use_http_11: bool | No
     }
 
 
-async def deregister(admin_url: str, deployment_id: str) -> bool:
-    async with RestateAdmin(admin_url) as admin:
-        return await admin.deregister(deployment_id)
+async def deregister(connections: Connections, endpoint: AdminEndpoint, deployment_id: str) -> bool:
+    async with admin(connections, endpoint) as client:
+        return await client.deregister(deployment_id)
 
 
-async def discover(admin_url: str, uri: str, use_http_11: bool | None) -> str:
+async def discover(connections: Connections, endpoint: AdminEndpoint, uri: str, use_http_11: bool | None) -> str:
     """A fingerprint of the services and handlers `uri` serves now, from a dry-run registration."""
-    async with RestateAdmin(admin_url) as admin:
-        found = await admin.register(uri, force=True, use_http_11=use_http_11, dry_run=True)
+    async with admin(connections, endpoint) as client:
+        found = await client.register(uri, force=True, use_http_11=use_http_11, dry_run=True)
     return fingerprint(found.get("services") or [])
 
 
@@ -90,18 +95,24 @@ def fingerprint(services: list[dict[str, Any]]) -> str:
     return ";".join(parts)
 
 
-async def drain_report(steps: Steps, admin_url: str) -> DrainReport:
-    return DrainReport.parse(await steps.run("query Restate deployments", query_drain, admin_url))
+async def drain_report(steps: Steps, endpoint: AdminEndpoint) -> DrainReport:
+    return DrainReport.parse(await steps.run("query Restate deployments", query_drain, steps.connections, endpoint))
 
 
 async def register_version(
-    steps: Steps, version: Version, admin_url: str, url: str, *, force: bool, use_http_11: bool | None
+    steps: Steps, version: Version, endpoint: AdminEndpoint, url: str, *, force: bool, use_http_11: bool | None
 ) -> None:
     """Register `url` for `version` and remember what Restate answered."""
-    registered = await steps.run(f"register {version.name}", register, admin_url, url, force, use_http_11)
+    registered = await steps.run(
+        f"register {version.name}", register, steps.connections, endpoint, url, force, use_http_11
+    )
     version.deployment_id, version.services = registered["id"], registered["services"]
     version.discovery = registered["discovery"]
     version.registered_at = await steps.ctx.time()
+
+
+async def deregister_version(steps: Steps, endpoint: AdminEndpoint, name: str, deployment_id: str) -> bool:
+    return await steps.run(f"deregister {name}", deregister, steps.connections, endpoint, deployment_id)
 
 
 def keep(rollout: Rollout, version: Version) -> Version:
@@ -187,6 +198,8 @@ def make_desired(rollout: Rollout, rsd: Obj, name: str, hash_: str, now: float, 
     if not version.images and not pinned:
         containers = rsd["spec"]["template"]["spec"].get("containers") or []
         version.images = [str(c.get("image")) for c in containers]
+    if not version.template and not pinned:
+        version.template = build.template_json(rsd)
     return version
 
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import ssl
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from devstack.control_plane import ADMIN_TOKEN
 from devstack.operator import Operator
 from devstack.stack import Stack
 
@@ -28,18 +36,20 @@ def running_operator() -> Iterator[Stack]:
             stack.stop()
 
 
-def ready_generation(stack: Stack, kind: str, name: str, namespace: str | None = None) -> int | None:
-    """The generation the resource is Ready for, or None while it is not Ready."""
-    scope = ["-n", namespace] if namespace else []
-    obj = json.loads(stack.control_plane.kubectl("get", kind, name, *scope, "-o", "json"))
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    ready: dict[str, Any] = next((c for c in conditions if c["type"] == "Ready"), {})
-    return int(ready["observedGeneration"]) if ready.get("status") == "True" else None
-
-
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+RESULTS = Path(os.environ.get("BENCH_RESULTS", Path(__file__).resolve().parents[2] / ".bench"))
+
+
+def record(name: str, **figures: Any) -> Path:
+    """Keep a benchmark's raw figures as `.bench/<name>.json` (BENCH_RESULTS elsewhere) for `tests.bench.plots`."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}))
+    return path
 
 
 def report(label: str, seconds: list[float]) -> None:
@@ -48,3 +58,159 @@ def report(label: str, seconds: list[float]) -> None:
         f"{label} over {len(ms)} runs (ms): p50 {percentile(ms, 0.5):.0f}  p95 {percentile(ms, 0.95):.0f}  "
         f"min {min(ms):.0f}  max {max(ms):.0f}"
     )
+
+
+@contextmanager
+def running_stack_and_operator() -> Iterator[tuple[Stack, Operator]]:
+    """As `running_operator`, also handing out the operator (its processes' pids, for CPU and RSS).
+
+    With BENCH_WORK set, the stack lives there and is kept afterwards (its logs, to see why)."""
+    keep = os.environ.get("BENCH_WORK")
+    with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory() as work:
+        stack = Stack(Path(work))
+        operator = Operator(stack)
+        try:
+            stack.start()
+            operator.start()
+            yield stack, operator
+        finally:
+            operator.stop()
+            stack.stop()
+
+
+class Api:
+    """The apiserver over one kept-alive HTTPS connection with the stack's admin token.
+
+    The benchmarks apply, read and watch through it (never kubectl subprocesses, whose start-up
+    costs more CPU than what is measured on a 2-core machine), and time the floor with it too."""
+
+    def __init__(self, stack: Stack) -> None:
+        cp = stack.control_plane
+        self.http = httpx.Client(
+            base_url=cp.server,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            verify=ssl.create_default_context(cafile=str(cp.ca_file)),
+            timeout=30.0,
+        )
+
+    def apply(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of `obj` at its own `path` (field manager `bench`)."""
+        response = self.http.patch(
+            path,
+            params={"fieldManager": "bench", "force": "true"},
+            content=json.dumps(obj),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+        response.raise_for_status()
+        applied: dict[str, Any] = response.json()
+        return applied
+
+    def get(self, path: str) -> dict[str, Any]:
+        response = self.http.get(path)
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
+
+    def create_namespace(self, name: str) -> None:
+        self.apply(f"/api/v1/namespaces/{name}", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def ready_of(obj: dict[str, Any]) -> int | None:
+    """The generation `obj` says it is Ready for, or None."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    ready: dict[str, Any] = next((c for c in conditions if c["type"] == "Ready"), {})
+    return int(ready["observedGeneration"]) if ready.get("status") == "True" else None
+
+
+class ReadyWatch:
+    """Watches one collection and notes when each (namespace, name, generation) was first seen Ready.
+
+    A background thread on its own connection: a watch event arrives as the status is written,
+    so the figure has no polling interval in it."""
+
+    def __init__(self, stack: Stack, collection: str) -> None:
+        self._api, self._collection = Api(stack), collection
+        self._seen: dict[tuple[str, str, int], float] = {}
+        self._changed = threading.Condition()
+        self._stopped = False
+        listed = self._api.get(collection)
+        for obj in listed["items"]:
+            self._note(obj)
+        self._thread = threading.Thread(target=self._run, args=(listed["metadata"]["resourceVersion"],), daemon=True)
+        self._thread.start()
+
+    def _note(self, obj: dict[str, Any]) -> None:
+        generation = ready_of(obj)
+        if generation is not None:
+            meta = obj["metadata"]
+            with self._changed:
+                self._seen.setdefault((meta.get("namespace", ""), meta["name"], generation), time.monotonic())
+                self._changed.notify_all()
+
+    def _run(self, resource_version: str) -> None:
+        while not self._stopped:
+            params = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true"}
+            try:
+                with self._api.http.stream("GET", self._collection, params=params, timeout=None) as stream:
+                    for line in stream.iter_lines():
+                        event = json.loads(line)
+                        resource_version = event["object"]["metadata"].get("resourceVersion", resource_version)
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            self._note(event["object"])
+            except httpx.HTTPError:
+                if not self._stopped:
+                    time.sleep(0.1)
+
+    def wait(self, name: str, generation: int, namespace: str = "", timeout: float = 120.0) -> float:
+        """The monotonic time `name` was first seen Ready for `generation` (or later), waiting if needed."""
+        deadline = time.monotonic() + timeout
+
+        def found() -> float | None:
+            times = [t for (ns, n, g), t in self._seen.items() if ns == namespace and n == name and g >= generation]
+            return min(times) if times else None
+
+        with self._changed:
+            while (at := found()) is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{namespace}/{name} generation {generation} not Ready in {timeout:.0f} s")
+                self._changed.wait(left)
+        return at
+
+    def close(self) -> None:
+        self._stopped = True
+        self._api.http.close()
+
+
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and its descendants (the operator's processes run behind `unshare` and `sh`)."""
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                queue += [int(c) for c in (task / "children").read_text().split()]
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid`'s process tree so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree_pids(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The largest `field` (VmRSS now, VmHWM peak) in `pid`'s process tree, in MB."""
+    largest = 0
+    for p in tree_pids(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    largest = max(largest, int(line.split()[1]))
+    return largest / 1024

@@ -38,9 +38,11 @@ def one_install() -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
-    rounds = [one_install() for _ in range(parser.parse_args().rounds)]
+    count = parser.parse_args().rounds
+    rounds = [one_install() for _ in range(count)]
     report("helm install returned", [helm for helm, _ in rounds])
     report("helm install -> operator ready", [ready for _, ready in rounds])
+    print(f"rerun: .venv/bin/python -m tests.bench.helm_install --rounds {count}")
 
 
 if __name__ == "__main__":

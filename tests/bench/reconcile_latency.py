@@ -2,7 +2,7 @@
 
 Starts its own stack (control plane, restate-server, services, watcher), then for N rounds edits a
 RestateCloudEnvironment's spec and measures the time until its status shows Ready=True with
-observedGeneration equal to the new generation, polling the apiserver every 10 ms.
+observedGeneration equal to the new generation, seen through a watch (no polling interval).
 
     .venv/bin/python -m tests.bench.reconcile_latency [--rounds 50]
 """
@@ -10,15 +10,13 @@ observedGeneration equal to the new generation, polling the apiserver every 10 m
 from __future__ import annotations
 
 import argparse
-import json
 import time
+from typing import Any
 
-from devstack import procs
 from devstack.operator import OPERATOR_NAMESPACE
-from devstack.stack import Stack
-from tests.bench.common import ready_generation, report, running_operator
+from tests.bench.common import Api, ReadyWatch, report, running_operator
 
-ENVIRONMENT = {
+ENVIRONMENT: dict[str, Any] = {
     "apiVersion": "restate.dev/v1beta1",
     "kind": "RestateCloudEnvironment",
     "metadata": {"name": "bench"},
@@ -31,30 +29,27 @@ ENVIRONMENT = {
 }
 
 
-def wait_reconciled(stack: Stack, generation: int) -> None:
-    procs.wait_until(
-        f"generation {generation} Ready",
-        lambda: ready_generation(stack, "rce", "bench") == generation,
-        timeout=120,
-        interval=0.01,
-    )
+PATH = "/apis/restate.dev/v1beta1/restatecloudenvironments"
 
 
 def main(rounds: int) -> None:
     with running_operator() as stack:
-        cp = stack.control_plane
+        cp, api = stack.control_plane, Api(stack)
         cp.kubectl("create", "secret", "generic", "bench-token", "-n", OPERATOR_NAMESPACE, "--from-literal=token=x")
-        cp.kubectl("apply", "-f", "-", input=json.dumps(ENVIRONMENT))
-        wait_reconciled(stack, 1)
-        latencies = []
-        for i in range(1, rounds + 1):
-            started = time.monotonic()
-            patch = json.dumps({"spec": {"region": f"r{i}"}})
-            out = cp.kubectl("patch", "rce", "bench", "--type=merge", "-o", "json", "-p", patch)
-            generation = json.loads(out)["metadata"]["generation"]
-            wait_reconciled(stack, generation)
-            latencies.append(time.monotonic() - started)
+        watch = ReadyWatch(stack, PATH)
+        try:
+            api.apply(f"{PATH}/bench", ENVIRONMENT)
+            watch.wait("bench", 1)
+            latencies = []
+            for i in range(1, rounds + 1):
+                edited = {**ENVIRONMENT, "spec": {**ENVIRONMENT["spec"], "region": f"r{i}"}}
+                started = time.monotonic()
+                generation = api.apply(f"{PATH}/bench", edited)["metadata"]["generation"]
+                latencies.append(watch.wait("bench", generation) - started)
+        finally:
+            watch.close()
     report(f"apply->reconciled ({rounds} spec edits)", latencies)
+    print(f"rerun: .venv/bin/python -m tests.bench.reconcile_latency --rounds {rounds}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Starts its own stack with the operator and the pod runner, then repeatedly (a) creates a fresh
 RestateDeployment of examples/versioned and times apply -> Ready (registered and routed), and
 (b) switches an existing one between v1 and v2 and times apply -> Ready with the new version
-latest in Restate. Polls the apiserver every 20 ms.
+latest in Restate. Ready is seen through a watch (no polling interval in the figures).
 
     .venv/bin/python -m tests.bench.rollout_latency [--rounds 20]
 """
@@ -11,14 +11,11 @@ latest in Restate. Polls the apiserver every 20 ms.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
-from devstack import procs
 from devstack.images import VERSIONED_IMAGE
-from devstack.stack import Stack
-from tests.bench.common import ready_generation, report, running_operator
+from tests.bench.common import Api, ReadyWatch, report, running_operator
 
 
 def resource(name: str, namespace: str, tag: str, admin_url: str) -> dict[str, Any]:
@@ -38,28 +35,29 @@ def resource(name: str, namespace: str, tag: str, admin_url: str) -> dict[str, A
     }
 
 
-def timed_apply(stack: Stack, obj: dict[str, Any]) -> float:
-    started = time.monotonic()
-    out = stack.control_plane.kubectl("apply", "-o", "json", "-f", "-", input=json.dumps(obj))
-    generation = json.loads(out)["metadata"]["generation"]
+def timed_apply(api: Api, watch: ReadyWatch, obj: dict[str, Any]) -> float:
     name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-    procs.wait_until(
-        f"{name} generation {generation} Ready",
-        lambda: ready_generation(stack, "rsd", name, namespace) == generation,
-        timeout=120,
-        interval=0.02,
-    )
-    return time.monotonic() - started
+    started = time.monotonic()
+    path = f"/apis/restate.dev/v1beta1/namespaces/{namespace}/restatedeployments/{name}"
+    generation = api.apply(path, obj)["metadata"]["generation"]
+    return watch.wait(name, generation, namespace) - started
 
 
 def main(rounds: int) -> None:
     with running_operator() as stack:
-        admin = stack.restate.admin_url
-        stack.control_plane.kubectl("create", "namespace", "bench")
-        created = [timed_apply(stack, resource(f"svc{i}", "bench", "v1", admin)) for i in range(rounds)]
-        rolled = [timed_apply(stack, resource("svc0", "bench", ("v2", "v1")[i % 2], admin)) for i in range(rounds)]
+        api, admin = Api(stack), stack.restate.admin_url
+        api.create_namespace("bench")
+        watch = ReadyWatch(stack, "/apis/restate.dev/v1beta1/restatedeployments")
+        try:
+            created = [timed_apply(api, watch, resource(f"svc{i}", "bench", "v1", admin)) for i in range(rounds)]
+            rolled = [
+                timed_apply(api, watch, resource("svc0", "bench", ("v2", "v1")[i % 2], admin)) for i in range(rounds)
+            ]
+        finally:
+            watch.close()
     report("apply->Ready (new RestateDeployment)", created)
     report("v1<->v2 rollout apply->Ready (new version latest)", rolled)
+    print(f"rerun: .venv/bin/python -m tests.bench.rollout_latency --rounds {rounds}")
 
 
 if __name__ == "__main__":

@@ -174,6 +174,8 @@ def test_default_install_renders_operator_bootstrap_restate_and_crds(default: li
         ("ClusterRoleBinding", "restate-operator-watcher"),
         ("Role", "restate-operator"),
         ("RoleBinding", "restate-operator"),
+        ("Role", "restate-operator-watcher"),  # token Secrets' metadata, for rotation
+        ("RoleBinding", "restate-operator-watcher"),
         ("Deployment", "restate-operator"),
         ("Deployment", "restate-operator-watcher"),
         ("Service", "restate-operator"),
@@ -282,6 +284,7 @@ def test_watcher_deployment_forwards_to_the_bootstrap_ingress(default: list[Obj]
         "PROBES_BIND": "0.0.0.0:8082",
         "RESTATE_INGRESS_URL": f"http://restate.{NS}.svc.cluster.local:8080",
         "RESYNC_SECONDS": "300",
+        "OPERATOR_NAMESPACE": NS,  # token Secrets are watched there
         "LOG_LEVEL": "INFO",
     }
     assert pod["metadata"]["labels"]["app"] == "restate-operator-watcher"

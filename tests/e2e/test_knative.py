@@ -20,10 +20,12 @@ import httpx
 import pytest
 
 from devstack import procs
+from devstack.cloud import CloudDouble
 from devstack.images import VERSIONED_IMAGE
 from devstack.knative import Knative
 from devstack.operator import Operator
 from devstack.stack import Stack
+from tests.e2e.cloud import REGION, environment, through_cloud
 from tests.e2e.versioned import (
     NAME,
     call,
@@ -249,3 +251,28 @@ def test_abort_serves_the_previous_tag_again_from_its_own_configuration(
     image = configuration["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image.endswith(":v1"), "the tag is served as it was, not rewritten with the spec's template"
     assert get(stack, "configurations.serving.knative.dev", f"{NAME}-v2", ns) is not None, "kept for inspection"
+
+
+def test_with_register_cloud_the_route_is_registered_through_the_tunnel(
+    operator: Operator, knative: Knative, ns: str, cloud: CloudDouble
+) -> None:
+    stack = operator.stack
+    env_name = f"kn-{cloud.environment_id[:6]}"
+    apply(stack, environment(env_name, cloud.environment_id))
+    try:
+        obj = rsd(ns, stack, "v1")
+        obj["spec"]["restate"]["register"] = {"cloud": env_name}
+        apply(stack, obj)
+        ready = wait_ready(stack, ns, timeout=120)
+        rce = get(stack, "rce", env_name)
+        assert rce is not None
+        route_host = ready["status"]["knative"]["url"].removeprefix("http://")
+        tunnelled = (
+            f"https://tunnel.{REGION}.restate.cloud:9080/{cloud.environment_id}/{rce['metadata']['uid']}/http/"
+            f"{route_host}/80/"
+        )
+        assert tunnelled in [d["uri"] for d in deployments(stack).values()]
+        assert through_cloud(cloud, "whoami").json() == "v1"
+    finally:
+        stack.control_plane.kubectl("delete", "rsd", NAME, "-n", ns, "--wait=true", "--timeout=90s")
+        stack.control_plane.kubectl("delete", "rce", env_name, "--ignore-not-found", "--wait=false")

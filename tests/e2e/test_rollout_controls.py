@@ -150,7 +150,7 @@ def test_describe_tells_the_story_of_a_rollout_in_order(operator: Operator, ns: 
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest(wait_ready(stack, ns))
-    held = held_invocation(stack, 3)
+    held = held_invocation(stack, 8)  # outlives v2's start: its pod is Ready only once its process answers
     apply(stack, rsd(ns, "v2", stack))
     v2 = latest(wait_ready(stack, ns))
     procs.wait_until("the held invocation finished", lambda: output(stack, held) is not None, timeout=60)

@@ -126,3 +126,9 @@
   resources: ["securitygrouppolicies"]
   verbs: ["list", "watch"]
 {{- end }}
+
+{{- define "restate-operator.watcherNamespaceRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+{{- end }}

@@ -303,19 +303,15 @@ def test_label_selector_names_only_the_latest_version() -> None:
 
 def test_service_url_and_admin_urls_keep_paths() -> None:
     assert build.service_url(rsd(servicePath="/r"), "abc", SETTINGS) == "http://svc-abc.team.svc.cluster.local:9080/r"
-    assert build.admin_url(rsd(), SETTINGS) == "http://restate.prod.svc.cluster.local:9070"
+    assert build.admin_endpoint(rsd(), SETTINGS) == build.AdminEndpoint("http://restate.prod.svc.cluster.local:9070")
     service = rsd()
     service["spec"]["restate"]["register"] = {
         "service": {"name": "r", "namespace": "ops", "port": 19070, "path": "/admin/"}
     }
-    assert build.admin_url(service, SETTINGS) == "http://r.ops.svc.cluster.local:19070/admin"
+    assert build.admin_endpoint(service, SETTINGS).url == "http://r.ops.svc.cluster.local:19070/admin"
     url = copy.deepcopy(service)
     url["spec"]["restate"]["register"] = {"url": "https://restate.example.com/prefix/"}
-    assert build.admin_url(url, SETTINGS) == "https://restate.example.com/prefix"
-    cloud = copy.deepcopy(service)
-    cloud["spec"]["restate"]["register"] = {"cloud": "env"}
-    with pytest.raises(errors.InvalidSpec, match=r"register\.cloud is not supported yet"):
-        build.admin_url(cloud, SETTINGS)
+    assert build.admin_endpoint(url, SETTINGS) == build.AdminEndpoint("https://restate.example.com/prefix")
 
 
 def test_autoscaler_targets_the_version_and_never_scales_it_to_zero() -> None:
@@ -330,3 +326,12 @@ def test_autoscaler_targets_the_version_and_never_scales_it_to_zero() -> None:
         "minReplicas": 1,
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "svc-abc"},
     }
+
+
+def test_a_template_too_big_for_its_annotation_is_refused_before_anything_is_applied() -> None:
+    obj = rsd()
+    obj["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "BLOB", "value": "x" * 300_000}]
+    with pytest.raises(
+        errors.InvalidSpec, match=r"spec\.template is 293 KiB as JSON.*256 KiB: make the template smaller"
+    ):
+        build.replica_set(obj, "abc", replicas=1)

@@ -47,7 +47,7 @@ async def test_status_apply_is_checked_against_the_status_subresource() -> None:
 async def test_operator_namespace_grants_are_refused_elsewhere() -> None:
     client = kube(permissions.SERVICES)
     with pytest.raises(errors.NotGranted, match="only in the operator namespace"):
-        await client.secret_keys("token", "someone-elses-namespace")
+        await client.secret_data("token", "someone-elses-namespace")
 
 
 async def test_the_watcher_may_not_write() -> None:
@@ -64,8 +64,10 @@ def test_every_granted_kind_is_a_known_resource() -> None:
 
 def test_secrets_are_never_granted_cluster_wide() -> None:
     assert permissions.SERVICES["Secret"].operator_namespace
-    assert "Secret" not in permissions.WATCHER
-    assert '"secrets"' not in rbacgen.rules(permissions.SERVICES, operator_namespace=False)
+    # The watcher sees token Secrets' metadata (their rotation), in the operator's namespace only.
+    assert permissions.WATCHER["Secret"] == permissions.Grant(permissions.OBSERVE, operator_namespace=True)
+    for grants in (permissions.SERVICES, permissions.WATCHER):
+        assert '"secrets"' not in rbacgen.rules(grants, operator_namespace=False)
 
 
 def test_chart_rbac_rules_are_generated_from_the_table() -> None:
@@ -77,4 +79,4 @@ def test_every_kind_the_watcher_watches_is_granted_list_and_watch() -> None:
     watched |= {*kinds.CHILD_KINDS, *kinds.OPTIONAL_CHILD_KINDS, *mapping.LABELLED, *kinds.KNATIVE_KINDS}
     observe = permissions.Grant(permissions.OBSERVE)
     assert {kind for kind in watched if permissions.WATCHER.get(kind) != observe} == set()
-    assert set(permissions.WATCHER) == watched, "the watcher is granted nothing it does not watch"
+    assert set(permissions.WATCHER) == watched | {"Secret"}, "the watcher is granted nothing it does not watch"

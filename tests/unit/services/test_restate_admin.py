@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from services import errors
-from services.clients.restate_admin import RestateAdmin
+from services.clients.restate_admin import RestateAdmin, close_shared
 
 
 def admin(handler: httpx.MockTransport, base: str = "http://restate:9070/prefix") -> RestateAdmin:
@@ -92,7 +92,7 @@ async def test_an_unreachable_admin_api_is_named_with_its_cause_and_the_fix(rais
         with pytest.raises(errors.Unavailable) as unreachable:
             await client.query("SELECT 1")
     message = unreachable.value.message
-    assert message.startswith("Restate admin API http://nowhere.example:9070/ did not answer (query): " + cause)
+    assert message.startswith("Restate admin API http://nowhere.example:9070 did not answer (query): " + cause)
     assert "port 9070" in message
     assert "Error(" not in message
     assert "[Errno" not in message
@@ -118,3 +118,34 @@ async def test_query_asks_for_json_rows() -> None:
 
     async with admin(httpx.MockTransport(api)) as client:
         assert await client.query("SELECT 1") == [{"deployment_id": "dp_1", "active": True}]
+
+
+async def test_admins_of_one_url_share_one_pooled_client_until_closed() -> None:
+    first, second = RestateAdmin("http://restate:9070"), RestateAdmin("http://restate:9070/")
+    other = RestateAdmin("http://elsewhere:9070")
+    try:
+        async with first, second:
+            pooled = first._http()
+            assert second._http() is pooled
+            assert other._http() is not pooled
+        assert not pooled.is_closed  # leaving `async with` keeps the pooled client for the next caller
+    finally:
+        await close_shared()
+    assert pooled.is_closed
+    assert first._http() is not pooled  # a later call makes a new one
+    await close_shared()
+
+
+async def test_token_goes_on_each_request_not_on_the_client() -> None:
+    seen: list[httpx.Request] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"rows": []})
+
+    async with RestateAdmin("http://restate:9070", token="secret", transport=httpx.MockTransport(api)) as client:
+        await client.query("SELECT 1")
+        assert "authorization" not in client._http().headers
+        assert "secret" not in repr(client)
+    assert seen[0].headers["Authorization"] == "Bearer secret"
+    assert seen[0].headers["Accept"] == "application/json"

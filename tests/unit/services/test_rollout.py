@@ -190,6 +190,7 @@ def test_adoption_continues_an_upstream_drain() -> None:
     assert not historic.autoscaled
     assert (forgotten.phase, forgotten.deployment_id) == (VersionPhase.DRAINED, None)
     assert old.autoscaled, "upstream may have given a draining version an autoscaler"
+    assert old.template == "{}", "its template is remembered: a deleted ReplicaSet can be re-created"
 
     latest = rollout.make_latest("greeter-558cd58fb5", "558cd58fb5", now)
     assert latest is new

@@ -55,6 +55,37 @@ async def test_burst_for_one_resource_becomes_one_request_with_the_last_trigger(
     assert forwarder.pending() == 0
 
 
+async def test_leading_edge_sends_a_quiet_resources_spec_change_at_once_and_merges_the_rest() -> None:
+    sent: list[httpx.Request] = []
+    clock = Clock()
+
+    def ingress(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(202)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(ingress), base_url="http://ingress") as http:
+        forwarder = Forwarder(
+            http, coalesce_seconds=0.3, max_delay_seconds=1.0, max_in_flight=4, leading_edge=True, clock=clock
+        )
+        forwarder.submit(forward(rv=1))
+        await run_briefly(forwarder)
+        assert len(sent) == 1, "no debounce for the first spec change"
+        for rv in range(2, 6):
+            clock.now += 0.1
+            forwarder.submit(forward(rv=rv))
+        forwarder.submit(forward("child", rv=6))
+        await run_briefly(forwarder)
+        assert len(sent) == 1, "the burst after it waits and merges"
+        clock.now += 0.3
+        await run_briefly(forwarder)
+        assert len(sent) == 2
+        clock.now += 1.0  # quiet again
+        forwarder.submit(forward("child", rv=7))
+        await run_briefly(forwarder)
+        assert len(sent) == 2, "children's events are always debounced"
+    assert json.loads(sent[1].content)["trigger"] == "RestateDeployment/team/svc@6"
+
+
 async def test_steady_stream_is_still_forwarded_by_the_deadline() -> None:
     sent: list[httpx.Request] = []
     clock = Clock()

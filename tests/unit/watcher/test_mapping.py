@@ -152,3 +152,66 @@ def test_version_endpoint_slices_map_to_their_deployment_by_the_copied_service_l
 def test_labelled_watches_select_only_what_their_mapping_can_use() -> None:
     assert mapping.LABELLED["Pod"][0] == mapping.CLUSTER_MEMBER_SELECTOR
     assert "restate.dev/owned-by" in mapping.LABELLED["EndpointSlice"][0]
+
+
+def rsd(name: str, register: dict[str, str], uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "restate.dev/v1beta1",
+        "kind": "RestateDeployment",
+        "metadata": {"name": name, "namespace": "shop", "uid": uid, "resourceVersion": "1", "generation": 1},
+        "spec": {"restate": {"register": register}},
+    }
+
+
+def test_references_name_the_register_target_and_the_token_secret() -> None:
+    assert mapping.references(rsd("a", {"cluster": "prod"}, "r1")) == {("RestateCluster", "prod")}
+    assert mapping.references(rsd("a", {"cloud": "env"}, "r1")) == {("RestateCloudEnvironment", "env")}
+    assert mapping.references(rsd("a", {"url": "http://r:9070"}, "r1")) == frozenset()
+    token = {**rce(), "spec": {"authentication": {"secret": {"name": "cloud-token", "key": "token"}}}}
+    assert mapping.references(token) == {("Secret", "cloud-token")}
+
+
+def test_a_secret_reaches_its_environments_and_the_deployments_registering_through_them() -> None:
+    env, other = Target("RestateCloudEnvironment", "env"), Target("RestateCloudEnvironment", "other")
+    greeter, billing = Target("RestateDeployment", "shop/greeter"), Target("RestateDeployment", "shop/billing")
+    refs = {
+        env: frozenset({("Secret", "cloud-token")}),
+        other: frozenset({("Secret", "other-token")}),
+        greeter: frozenset({("RestateCloudEnvironment", "env")}),
+        billing: frozenset({("RestateCloudEnvironment", "other")}),
+    }
+    assert mapping.dependants(refs, ("Secret", "cloud-token")) == {env, greeter}
+    assert mapping.dependants(refs, ("RestateCloudEnvironment", "other")) == {billing}
+    assert mapping.dependants(refs, ("Secret", "unrelated")) == set()
+
+
+def test_dependants_look_again_when_what_they_name_appears_goes_or_turns_ready() -> None:
+    from watcher.settings import WatcherSettings
+    from watcher.supervisor import Watcher
+
+    submitted: list[Forward] = []
+
+    class Recorder:
+        def submit(self, forward: Forward) -> None:
+            submitted.append(forward)
+
+    watcher = Watcher(WatcherSettings(), Recorder())
+    watcher.on_primary("ADDED", rsd("greeter", {"cloud": "env"}, "r1"))
+    submitted.clear()
+    env = {**rce(), "spec": {"authentication": {"secret": {"name": "cloud-token", "key": "token"}}}}
+    watcher.on_primary("ADDED", env)  # appeared: the deployment waiting for it looks again
+    assert {(f.target.key, f.reason) for f in submitted} == {("env", "spec"), ("shop/greeter", "child")}
+    submitted.clear()
+    ready = {**env, "metadata": {**env["metadata"], "resourceVersion": "6"}, "status": {"conditions": []}}
+    ready["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    watcher.on_primary("MODIFIED", ready)  # turned Ready (status only): dependants only
+    assert [(f.target.key, f.reason) for f in submitted] == [("shop/greeter", "child")]
+    submitted.clear()
+    watcher.on_primary("MODIFIED", {**ready, "metadata": {**ready["metadata"], "resourceVersion": "7"}})
+    assert submitted == []  # another status write: nobody cares
+    secret = {"metadata": {"name": "cloud-token", "namespace": "restate-operator", "uid": "s1", "resourceVersion": "8"}}
+    watcher.on_secret("MODIFIED", secret)  # rotated: the environment and its deployment look again
+    assert {f.target.key for f in submitted} == {"env", "shop/greeter"}
+    submitted.clear()
+    watcher.on_primary("DELETED", ready)
+    assert [(f.target.key, f.reason) for f in submitted] == [("shop/greeter", "child")]

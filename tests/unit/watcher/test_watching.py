@@ -25,7 +25,7 @@ class FakeKube:
         self.list_calls = 0
         self.watched_from: list[str] = []
 
-    async def list(self, res: Any, label_selector: str | None = None) -> dict[str, Any]:
+    async def list(self, res: Any, namespace: str | None = None, **_: Any) -> dict[str, Any]:
         items = self.lists[min(self.list_calls, len(self.lists) - 1)]
         self.list_calls += 1
         return {"items": items, "metadata": {"resourceVersion": str(100 * self.list_calls)}}

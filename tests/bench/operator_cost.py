@@ -1,0 +1,116 @@
+"""Benchmark: what one change costs the operator: latency, CPU, reconcile passes, admin calls, RSS.
+
+Starts its own stack with the operator, then creates N RestateDeployments of examples/versioned
+one after another (apply -> Ready) and rolls one of them N times, each time to a new version (v2
+and v1 in turn; apply -> Ready with the new version latest). Ready is seen through a watch,
+applies go through one kept-alive client.
+CPU is the services' and the watcher's process trees (user + system, from /proc) over all 2N
+changes and the drains they start, divided by 2N; passes and admin calls come from the services'
+own metrics. On a shared 2-core machine the latencies are noisy: repeat and compare medians.
+
+    .venv/bin/python -m tests.bench.operator_cost [--rounds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from devstack.operator import Operator
+from tests.bench.common import (
+    Api,
+    ReadyWatch,
+    cpu_seconds,
+    percentile,
+    record,
+    report,
+    rss_mb,
+    running_stack_and_operator,
+)
+from tests.bench.rollout_latency import resource
+
+RSDS = "/apis/restate.dev/v1beta1/restatedeployments"
+SETTLE_SECONDS = 5.0  # after the last change: the last drain and its passes are part of the cost
+
+
+def rsd_path(namespace: str, name: str) -> str:
+    return f"/apis/restate.dev/v1beta1/namespaces/{namespace}/restatedeployments/{name}"
+
+
+def counter_total(samples: dict[str, float], name: str) -> float:
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+def timed_change(api: Api, watch: ReadyWatch, obj: dict[str, Any]) -> float:
+    name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+    started = time.monotonic()
+    generation = api.apply(rsd_path(namespace, name), obj)["metadata"]["generation"]
+    return watch.wait(name, generation, namespace) - started
+
+
+def rollout(i: int, admin: str) -> dict[str, Any]:
+    """svc0's i-th rollout: v2 and v1 in turn, each a new template (a new version with new pods)."""
+    obj = resource("svc0", "bench", ("v2", "v1")[i % 2], admin)
+    obj["spec"]["template"]["metadata"]["annotations"] = {"bench/round": str(i)}
+    return obj
+
+
+def snapshot(operator: Operator) -> dict[str, float]:
+    assert operator.services is not None
+    samples = operator.metrics(operator.services_probes_port)
+    return {
+        "services_cpu": cpu_seconds(operator.services.pid),
+        "watcher_cpu": sum(cpu_seconds(w.pid) for w in operator.watchers),
+        "passes": counter_total(samples, "controller_runtime_reconcile_total"),
+        "admin_calls": counter_total(samples, "restate_operator_admin_calls_total"),
+        "kube_writes": counter_total(samples, "restate_operator_kube_writes_total"),
+    }
+
+
+def main(rounds: int) -> None:
+    with running_stack_and_operator() as (stack, operator):
+        api, admin = Api(stack), stack.restate.admin_url
+        api.create_namespace("bench")
+        watch = ReadyWatch(stack, RSDS)
+        try:
+            timed_change(api, watch, resource("warmup", "bench", "v1", admin))  # imports, connections
+            before = snapshot(operator)
+            created = [timed_change(api, watch, resource(f"svc{i}", "bench", "v1", admin)) for i in range(rounds)]
+            rolled = [timed_change(api, watch, rollout(i, admin)) for i in range(rounds)]
+            time.sleep(SETTLE_SECONDS)
+            after = snapshot(operator)
+        finally:
+            watch.close()
+        assert operator.services is not None
+        changes = 2 * rounds
+        per = {k: (after[k] - before[k]) / changes for k in before}
+        report("create apply->Ready", created)
+        report("rollout apply->Ready (new version latest)", rolled)
+        print(
+            f"per change over {changes} changes: services CPU {per['services_cpu'] * 1000:.0f} ms, "
+            f"watcher CPU {per['watcher_cpu'] * 1000:.0f} ms, reconcile passes {per['passes']:.2f}, "
+            f"admin calls {per['admin_calls']:.2f}, kube writes {per['kube_writes']:.2f}"
+        )
+        services_rss = rss_mb(operator.services.pid)
+        watcher_rss = sum(rss_mb(w.pid) for w in operator.watchers)
+        print(
+            f"RSS now: services {services_rss:.0f} MB, watcher {watcher_rss:.0f} MB "
+            f"(peak {rss_mb(operator.services.pid, 'VmHWM'):.0f} / "
+            f"{sum(rss_mb(w.pid, 'VmHWM') for w in operator.watchers):.0f} MB)"
+        )
+        record(
+            "operator_cost",
+            created_s=created,
+            rolled_s=rolled,
+            per_change=per,
+            rss_mb={"services": services_rss, "watcher": watcher_rss},
+        )
+        print(f"p50 create {percentile([s * 1000 for s in created], 0.5):.0f} ms (goal <= 1100)")
+        print("rerun: .venv/bin/python -m tests.bench.operator_cost --rounds", rounds)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=20)
+    main(parser.parse_args().rounds)

@@ -1,0 +1,178 @@
+"""Benchmark: N RestateDeployments applied at once, then all rolled to v2 (the light benchmark image).
+
+For each N (default 100), on a fresh stack: apply N RestateDeployments of `images.BENCH_IMAGE`
+(one shared process serves every pod, each as its own Restate service, so registrations and drains
+are real), time until all are Ready; then roll all of them to v2 and time until all are Ready again
+and every v1 deployment is gone from Restate. Per resource and phase: reconcile invocations (from
+Restate's `sys_invocation`, and the services' own pass counter), apiserver requests (the
+apiserver's `apiserver_request_total`, all clients: pod runner, controllers and kwok included).
+Also the operator's CPU and peak RSS, and the bootstrap restate-server's CPU, RSS and disk.
+Heavy for 2 shared cores: compare runs of the same machine only.
+
+    .venv/bin/python -m tests.bench.scale [--counts 100 250 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from typing import Any
+
+import httpx
+
+from devstack.images import BENCH_IMAGE
+from devstack.operator import Operator
+from devstack.stack import Stack
+from tests.bench.common import Api, ReadyWatch, cpu_seconds, record, rss_mb, running_stack_and_operator
+from tests.bench.operator_cost import RSDS, counter_total, rsd_path
+
+NAMESPACE = "scale"
+INVOCATIONS = (
+    "SELECT status, count(*) AS n FROM sys_invocation "
+    "WHERE target_service_name = 'DeploymentReconciler' AND target_handler_name = 'reconcile' GROUP BY status"
+)
+
+
+def bench_rsd(i: int, version: str, admin: str) -> dict[str, Any]:
+    name = f"b{i}"
+    container = {
+        "name": "svc",
+        "image": f"{BENCH_IMAGE}:{version}",
+        "env": [{"name": "SERVICE_NAME", "value": f"Bench{i}"}],
+    }
+    return {
+        "apiVersion": "restate.dev/v1beta1",
+        "kind": "RestateDeployment",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": 1,
+            "revisionHistoryLimit": 1,
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+            "restate": {"register": {"url": admin}, "drainDelaySeconds": 0},
+        },
+    }
+
+
+def apiserver_requests(api: Api) -> tuple[float, float]:
+    """(all requests, writes) the apiserver has served so far."""
+    total = writes = 0.0
+    for line in api.http.get("/metrics").text.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            value = float(line.rpartition(" ")[2])
+            total += value
+            if any(f'verb="{verb}"' in line for verb in ("POST", "PUT", "PATCH", "DELETE", "APPLY")):
+                writes += value
+    return total, writes
+
+
+def reconcile_invocations(admin: str) -> tuple[int, int]:
+    """(every reconcile invocation Restate knows, those of them scheduled for later: pending wake-ups)."""
+    response = httpx.post(f"{admin}/query", json={"query": INVOCATIONS}, headers={"Accept": "application/json"})
+    response.raise_for_status()
+    counts = {row["status"]: int(row["n"]) for row in response.json()["rows"]}
+    return sum(counts.values()), counts.get("scheduled", 0)
+
+
+def snapshot(stack: Stack, operator: Operator, api: Api) -> dict[str, float]:
+    assert operator.services is not None
+    assert stack.restate.process is not None
+    total, writes = apiserver_requests(api)
+    passes = counter_total(operator.metrics(operator.services_probes_port), "controller_runtime_reconcile_total")
+    invocations, scheduled = reconcile_invocations(stack.restate.admin_url)
+    return {
+        "at": time.monotonic(),
+        "operator_cpu": cpu_seconds(operator.services.pid) + sum(cpu_seconds(w.pid) for w in operator.watchers),
+        "restate_cpu": cpu_seconds(stack.restate.process.pid),
+        "invocations": invocations,
+        "scheduled": scheduled,
+        "passes": passes,
+        "requests": total,
+        "writes": writes,
+    }
+
+
+def phase(label: str, n: int, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    figures = {
+        "seconds": after["at"] - before["at"],
+        "invocations_per_resource": (after["invocations"] - before["invocations"]) / n,
+        "scheduled_per_resource": (after["scheduled"] - before["scheduled"]) / n,
+        "passes_per_resource": (after["passes"] - before["passes"]) / n,
+        "requests_per_resource": (after["requests"] - before["requests"]) / n,
+        "writes_per_resource": (after["writes"] - before["writes"]) / n,
+        "operator_cpu_s": after["operator_cpu"] - before["operator_cpu"],
+        "restate_cpu_s": after["restate_cpu"] - before["restate_cpu"],
+    }
+    print(
+        f"{label} of {n}: all Ready in {figures['seconds']:.1f} s; per resource: "
+        f"{figures['invocations_per_resource']:.2f} reconcile invocations "
+        f"(of which {figures['scheduled_per_resource']:+.2f} wake-ups still scheduled; "
+        f"{figures['passes_per_resource']:.2f} passes run), "
+        f"{figures['requests_per_resource']:.1f} apiserver requests ({figures['writes_per_resource']:.1f} writes); "
+        f"operator CPU {figures['operator_cpu_s']:.1f} s, restate-server CPU {figures['restate_cpu_s']:.1f} s"
+    )
+    return figures
+
+
+def deployments(admin: str) -> int:
+    return len(httpx.get(f"{admin}/deployments").json()["deployments"])
+
+
+def one_scale(n: int) -> dict[str, Any]:
+    with running_stack_and_operator() as (stack, operator):
+        api, admin = Api(stack), stack.restate.admin_url
+        api.create_namespace(NAMESPACE)
+        watch = ReadyWatch(stack, RSDS)
+        ready_at: dict[str, list[float]] = {}
+        try:
+            start = snapshot(stack, operator, api)
+            generations = [api.apply(rsd_path(NAMESPACE, f"b{i}"), bench_rsd(i, "v1", admin)) for i in range(n)]
+            ready_at["create"] = [
+                watch.wait(f"b{i}", g["metadata"]["generation"], NAMESPACE, timeout=600) - start["at"]
+                for i, g in enumerate(generations)
+            ]
+            created = snapshot(stack, operator, api)
+            base = deployments(admin) - n  # the operator's own
+            generations = [api.apply(rsd_path(NAMESPACE, f"b{i}"), bench_rsd(i, "v2", admin)) for i in range(n)]
+            ready_at["rollout"] = [
+                watch.wait(f"b{i}", g["metadata"]["generation"], NAMESPACE, timeout=600) - created["at"]
+                for i, g in enumerate(generations)
+            ]
+            deadline = time.monotonic() + 600
+            while deployments(admin) > base + n and time.monotonic() < deadline:  # every v1 deregistered
+                time.sleep(0.2)
+            rolled = snapshot(stack, operator, api)
+        finally:
+            watch.close()
+        assert operator.services is not None
+        assert stack.restate.process is not None
+        figures: dict[str, Any] = {
+            "count": n,
+            "create": phase("create", n, start, created),
+            "rollout": phase("rollout to v2 (v1 deregistered)", n, created, rolled),
+            "ready_at_s": ready_at,
+            "operator_peak_rss_mb": {
+                "services": rss_mb(operator.services.pid, "VmHWM"),
+                "watcher": sum(rss_mb(w.pid, "VmHWM") for w in operator.watchers),
+            },
+            "restate_peak_rss_mb": rss_mb(stack.restate.process.pid, "VmHWM"),
+            "restate_disk_mb": int(subprocess.check_output(["du", "-sm", str(stack.restate.work)]).split()[0]),
+        }
+        print(
+            f"{n}: operator peak RSS services {figures['operator_peak_rss_mb']['services']:.0f} MB, watcher "
+            f"{figures['operator_peak_rss_mb']['watcher']:.0f} MB; restate-server peak RSS "
+            f"{figures['restate_peak_rss_mb']:.0f} MB, disk {figures['restate_disk_mb']} MB"
+        )
+        return figures
+
+
+def main(counts: list[int]) -> None:
+    results = [one_scale(n) for n in counts]
+    record("scale", results=results)
+    print(f"rerun: .venv/bin/python -m tests.bench.scale --counts {' '.join(map(str, counts))}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", type=int, nargs="+", default=[100])
+    main(parser.parse_args().counts)
