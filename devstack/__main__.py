@@ -85,15 +85,6 @@ def _running_pid() -> int | None:
     return pid
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, exited but not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 KNATIVE_HINT = """
   # Knative Serving (--knative): the real controller; Revisions' pods run here, Route URLs answer on port 80:
   kubectl get configurations,revisions,routes -A
@@ -159,8 +150,7 @@ def down() -> int:
         return 0
     os.kill(pid, signal.SIGTERM)
     try:
-        # The supervisor removes its pid file before it has exited: wait for the process itself.
-        procs.wait_until("the stack to stop", lambda: _running_pid() is None and not _alive(pid), timeout=90)
+        procs.wait_until("the stack to stop", lambda: _running_pid() is None, timeout=90)
     except TimeoutError:
         os.killpg(pid, signal.SIGKILL)  # last resort: the supervisor's session holds every child
     PID_FILE.unlink(missing_ok=True)
