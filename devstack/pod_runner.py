@@ -190,7 +190,19 @@ def ready_status(pod: Obj, ready: bool, now: str) -> dict[str, Any]:
             "conditions": [
                 {"type": kind, "status": value, "lastTransitionTime": now} for kind in ("Ready", "ContainersReady")
             ],
-            "containerStatuses": [{"name": c["name"], "ready": ready} for c in pod["spec"]["containers"]],
+            # The list has no merge key: each entry is written whole, as kwok wrote it but for `ready`.
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "image": c["image"],
+                    "imageID": "",
+                    "ready": ready,
+                    "started": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": now}},
+                }
+                for c in pod["spec"]["containers"]
+            ],
         }
     }
 

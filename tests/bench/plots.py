@@ -76,7 +76,7 @@ def scale() -> None:
             ordered = sorted(times)
             axes.plot(ordered, range(1, len(ordered) + 1), label=f"{result['count']} {phase}")
     axes.axvline(60, linestyle="--", color="grey", linewidth=0.8, label="goal 60 s")
-    axes.set_xlabel("seconds since the first apply")
+    axes.set_xlabel("seconds since the phase's first apply (create, then rollout to v2)")
     axes.set_ylabel("RestateDeployments Ready")
     axes.legend()
     figure.tight_layout()

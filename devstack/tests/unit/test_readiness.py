@@ -34,13 +34,14 @@ def test_readiness_probe_is_what_a_kubelet_would_check(probe: dict[str, Any] | N
 
 
 def test_ready_status_sets_both_conditions_and_every_container() -> None:
-    pod = {"spec": {"containers": [{"name": "user-container"}, {"name": "queue-proxy"}]}}
+    pod = {"spec": {"containers": [{"name": "user-container", "image": "u"}, {"name": "queue-proxy", "image": "q"}]}}
     status = ready_status(pod, False, "2026-12-01T00:00:00Z")["status"]
     assert {c["type"]: c["status"] for c in status["conditions"]} == {"Ready": "False", "ContainersReady": "False"}
-    assert status["containerStatuses"] == [
-        {"name": "user-container", "ready": False},
-        {"name": "queue-proxy", "ready": False},
+    assert [(c["name"], c["ready"]) for c in status["containerStatuses"]] == [
+        ("user-container", False),
+        ("queue-proxy", False),
     ]
+    assert all("running" in c["state"] for c in status["containerStatuses"]), "whole entries: kubectl shows them"
 
 
 async def test_answers_follows_the_process_http_status() -> None:
