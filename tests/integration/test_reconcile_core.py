@@ -166,7 +166,10 @@ def test_permanent_error_degrades_with_a_warning_event_and_no_retry_storm(operat
 
 def test_fifty_rapid_edits_coalesce_and_end_in_the_last_state(operator: Operator, cloud_token: str) -> None:
     stack, name = operator.stack, unique("burst")
-    apply(stack, environment(name))
+    # No tunnel pods: each edit still rewrites the tunnel Deployment, but without pods to roll its
+    # status settles at once, so what is counted is the coalescing of the edits, not the Deployment
+    # controller's pace on a loaded machine (with pods: up to 97 reconciles under load).
+    apply(stack, environment(name, replicas=0))
     wait_ready(stack, name)
     before = len(invocations(stack, name))
     for i in range(50):
