@@ -22,7 +22,7 @@ from devstack.operator import OPERATOR_NAMESPACE, Operator
 from devstack.stack import Stack
 from tests.e2e.cloud import REGION, SECRET, environment, set_token, through_cloud
 from tests.e2e.test_rollout import rsd as rollout_rsd
-from tests.e2e.versioned import NAME, deployments, namespace_for, phases, versions, wait_ready
+from tests.e2e.versioned import NAME, deployments, namespace_for, phases, pinned, versions, wait_ready
 from tests.helpers import apply, condition, get, sql
 
 pytestmark = pytest.mark.e2e
@@ -96,16 +96,7 @@ def test_cloud_deployment_registers_through_the_tunnel_rolls_out_and_survives_to
 
         # Roll out v2 with an invocation in flight on v1: it finishes on v1, then v1 drains.
         held = through_cloud(cloud, "hold", 6, send=True).json()["invocationId"]
-        procs.wait_until(
-            "the long invocation runs on v1",
-            lambda: bool(
-                sql(
-                    stack,
-                    f"SELECT 1 FROM sys_invocation_status WHERE id = '{held}' AND pinned_deployment_id IS NOT NULL",
-                )
-            ),
-            timeout=30,
-        )
+        procs.wait_until("the long invocation runs on v1", lambda: pinned(stack, held), timeout=30)
         apply(stack, rsd(ns, "v2", stack, env_name))
         obj = wait_ready(stack, ns, timeout=90)
         v2 = next(v["name"] for v in obj["status"]["versions"] if v["phase"] == "Latest")

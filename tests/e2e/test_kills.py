@@ -23,8 +23,8 @@ from devstack import procs
 from devstack.operator import Operator
 from tests.e2e.invariants import DrainWatch
 from tests.e2e.test_rollout import latest_name, rsd
-from tests.e2e.versioned import call, deployments, namespace_for, output, phases, wait_ready, whoami
-from tests.helpers import apply, sql
+from tests.e2e.versioned import call, deployments, namespace_for, output, phases, pinned, wait_ready, whoami
+from tests.helpers import apply
 
 pytestmark = pytest.mark.e2e
 
@@ -86,13 +86,7 @@ def test_a_killed_dependency_loses_nothing_and_the_rollout_carries_on(
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
     held = call(stack, "hold", 10 + outage, send=True).json()["invocationId"]
-    procs.wait_until(
-        "the invocation is pinned to v1",
-        lambda: bool(
-            sql(stack, f"SELECT id FROM sys_invocation_status WHERE id = '{held}' AND pinned_deployment_id IS NOT NULL")
-        ),
-        timeout=30,
-    )
+    procs.wait_until("the invocation is pinned to v1", lambda: pinned(stack, held), timeout=30)
     with DrainWatch(stack, ns, v1, held) as watch:
         apply(stack, rsd(ns, "v2", stack))
         if phase == "draining":

@@ -33,11 +33,12 @@ from tests.e2e.versioned import (
     namespace_for,
     output,
     phases,
+    pinned,
     reconciler_url,
     wait_ready,
     whoami,
 )
-from tests.helpers import apply, condition, get, sql
+from tests.helpers import apply, condition, get
 
 pytestmark = pytest.mark.e2e
 
@@ -74,11 +75,6 @@ def rsd(
             "restate": {"register": {"url": stack.restate.admin_url}, "drainDelaySeconds": 1},
         },
     }
-
-
-def pinned(stack: Stack, invocation: str) -> bool:
-    query = f"SELECT id FROM sys_invocation_status WHERE id = '{invocation}' AND pinned_deployment_id IS NOT NULL"
-    return bool(sql(stack, query))
 
 
 @pytest.fixture

@@ -26,11 +26,12 @@ from tests.e2e.versioned import (
     namespace_for,
     output,
     phases,
+    pinned,
     reconciler_url,
     wait_ready,
     whoami,
 )
-from tests.helpers import apply, condition, get, sql
+from tests.helpers import apply, condition, get
 
 pytestmark = pytest.mark.e2e
 
@@ -60,8 +61,7 @@ def latest(obj: Obj) -> str:
 
 def held_invocation(stack: Stack, seconds: float) -> str:
     invocation: str = call(stack, "hold", seconds, send=True).json()["invocationId"]
-    query = f"SELECT id FROM sys_invocation_status WHERE id = '{invocation}' AND pinned_deployment_id IS NOT NULL"
-    procs.wait_until("the invocation is pinned", lambda: bool(sql(stack, query)), timeout=30)
+    procs.wait_until("the invocation is pinned", lambda: pinned(stack, invocation), timeout=30)
     return invocation
 
 

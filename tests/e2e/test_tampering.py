@@ -15,8 +15,8 @@ import pytest
 from devstack import procs
 from devstack.operator import Operator
 from tests.e2e.test_rollout import latest_name, rsd
-from tests.e2e.versioned import NAME, call, deployments, namespace_for, output, phases, wait_ready, whoami
-from tests.helpers import apply, get, sql
+from tests.e2e.versioned import NAME, call, deployments, namespace_for, output, phases, pinned, wait_ready, whoami
+from tests.helpers import apply, get
 
 pytestmark = pytest.mark.e2e
 
@@ -67,13 +67,7 @@ def test_a_draining_versions_replicaset_deleted_by_hand_does_not_lose_its_work(o
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
     held = call(stack, "hold", 15, send=True).json()["invocationId"]
-    procs.wait_until(
-        "the invocation is pinned to v1",
-        lambda: bool(
-            sql(stack, f"SELECT id FROM sys_invocation_status WHERE id = '{held}' AND pinned_deployment_id IS NOT NULL")
-        ),
-        timeout=30,
-    )
+    procs.wait_until("the invocation is pinned to v1", lambda: pinned(stack, held), timeout=30)
     apply(stack, rsd(ns, "v2", stack))
     wait_ready(stack, ns)
     procs.wait_until("v1 Draining", lambda: phases(stack, ns).get(v1) == "Draining", timeout=30)

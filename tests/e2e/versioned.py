@@ -17,7 +17,7 @@ import httpx
 
 from devstack import procs
 from devstack.stack import Stack
-from tests.helpers import condition, get
+from tests.helpers import condition, get, sql
 
 Obj = dict[str, Any]
 NAME = "versioned"
@@ -71,6 +71,12 @@ def deployments(stack: Stack) -> dict[str, Obj]:
     """Restate's deployments by id."""
     listed = httpx.get(f"{stack.restate.admin_url}/deployments", timeout=30).json()["deployments"]
     return {d["id"]: d for d in listed}
+
+
+def pinned(stack: Stack, invocation: str) -> bool:
+    """Restate has pinned the invocation to a deployment (it started on a version)."""
+    query = f"SELECT id FROM sys_invocation_status WHERE id = '{invocation}' AND pinned_deployment_id IS NOT NULL"
+    return bool(sql(stack, query))
 
 
 def output(stack: Stack, invocation: str) -> Any:
