@@ -109,6 +109,10 @@ _CAUSES = (
     ),
     (("Connection refused",), "the connection was refused (nothing listens there)"),
     (("Connection reset",), "the connection was reset"),
+    (
+        ("Response payload is not completed", "Not enough data to satisfy", "Server disconnected"),
+        "the server closed the connection mid-response",
+    ),
     (("Network is unreachable", "No route to host"), "the network is unreachable"),
     (("certificate verify failed", "CERTIFICATE_VERIFY_FAILED"), "its TLS certificate is not trusted"),
 )

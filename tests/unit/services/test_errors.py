@@ -40,6 +40,11 @@ class _Wrapped(Exception):
     [
         pytest.param(OSError(-2, "Name or service not known"), "its host name does not resolve", id="dns"),
         pytest.param(ConnectionRefusedError(111, "Connection refused"), "the connection was refused", id="refused"),
+        pytest.param(
+            _Wrapped("Response payload is not completed: <TransferEncodingError: 400, message='Not enough data'>"),
+            "the server closed the connection mid-response",
+            id="cut-mid-stream",
+        ),
         pytest.param(TimeoutError(), "no answer in time (timed out)", id="timeout"),
         pytest.param(ValueError("[Errno 5] disk on fire"), "disk on fire", id="errno-prefix-dropped"),
         pytest.param(_Wrapped(), "_ wrapped", id="no-text-class-in-words"),
