@@ -66,7 +66,7 @@ class KubeFault:
 
     def __str__(self) -> str:
         if self.mode == "conflict":
-            return "409 on every write" if self.every == 1 else f"409 on every {self.every}th write"
+            return "409 on every write" if self.every == 1 else f"409 on 1 write in {self.every}"
         if self.mode == "throttle":
             return f"429 Retry-After {self.retry_after:g}"
         if self.mode == "cut_watches":

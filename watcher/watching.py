@@ -1,5 +1,5 @@
 """List, then watch, one kind: resume by resourceVersion with bookmarks, relist on 410 Gone,
-reconnect with backoff. Every object of a (re)list is reported (level-triggered)."""
+reconnect and relist with backoff. Every object of a (re)list is reported (level-triggered)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ async def watch_kind(
                     on_event("ADDED", item)
                 resource_version = listed["metadata"]["resourceVersion"]
                 on_listed()
+            failed = False
             async for event in kube.watch(
                 res,
                 resource_version,
@@ -62,12 +63,18 @@ async def watch_kind(
                     if code == 410:
                         logger.info("%s: resourceVersion %s expired; relisting", res.plural, resource_version)
                         resource_version = None
+                    failed = True
                     break
                 resource_version = obj["metadata"]["resourceVersion"]
+                backoff = 0.5  # a stream that delivers is healthy
                 if kind != "BOOKMARK":
                     metrics.WATCH_EVENTS.labels(kind=res.kind, type=kind).inc()
                     on_event(kind, obj)
-            backoff = 0.5
+            if failed:
+                # As client-go's reflector: an ERROR ends the stream and the next list waits its backoff, so an
+                # apiserver answering 410 to every resumed watch is not relisted in a hot loop.
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
         except errors.NotFound:
             # The CRD is not installed (yet): wait for it instead of failing.
             metrics.WATCH_RESTARTS.labels(kind=res.kind, cause="not-found").inc()

@@ -67,7 +67,7 @@ async def test_lists_then_resumes_from_the_last_seen_version_and_bookmark() -> N
 async def test_410_gone_relists_and_reports_everything_again() -> None:
     gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
     kube = FakeKube(lists=[[obj("a", "1")], [obj("a", "1"), obj("b", "2")]], watches=[[gone], []])
-    seen = await run(kube)
+    seen = await run(kube, seconds=0.7)  # after the first backoff, 0.5 s
     assert kube.list_calls == 2
     assert seen == [("ADDED", "a"), ("ADDED", "a"), ("ADDED", "b")]
     assert kube.watched_from == ["100", "200"]
@@ -78,3 +78,18 @@ async def test_broken_watch_reconnects_from_the_same_version() -> None:
     await run(kube, seconds=0.7)  # the first backoff is 0.5 s
     assert kube.list_calls == 1
     assert kube.watched_from == ["100", "100"]
+
+
+async def test_410_on_every_resumed_watch_relists_with_a_growing_backoff_not_in_a_hot_loop() -> None:
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
+    kube = FakeKube(lists=[[obj("a", "1")]], watches=[[gone] for _ in range(50)])
+    await run(kube, seconds=1.2)  # lists at 0, then after 0.5 s and 1 s more: at 0.5 s and 1.5 s
+    assert kube.list_calls == 2
+
+
+async def test_a_watch_that_delivers_resets_the_backoff() -> None:
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
+    delivers = [{"type": "MODIFIED", "object": obj("a", "150")}, gone]
+    kube = FakeKube(lists=[[obj("a", "1")]], watches=[[gone], delivers, [gone], []])
+    await run(kube, seconds=1.2)  # lists at 0, 0.5 and 1.0 (reset: 0.5 again); without the reset at 0, 0.5 and 1.5
+    assert kube.list_calls == 3
