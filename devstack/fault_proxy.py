@@ -111,6 +111,10 @@ class FaultProxy:
         if previous is not None and previous.mode == "black_hole" and (fault is None or fault.mode != "black_hole"):
             self._run(self._drop_held())
 
+    def met(self, fault: Fault) -> list[Seen]:
+        """The requests that met `fault`."""
+        return [s for s in self.seen if s.fault == str(fault)]
+
     def _run(self, coro: Coroutine[Any, Any, None]) -> None:
         asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
 

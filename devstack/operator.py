@@ -109,6 +109,15 @@ class Operator:
             self.watchers.pop().stop()
             self.watcher_probe_ports.pop()
 
+    def restart(self, *, services: bool, **env: str) -> None:
+        """Restart the watcher (and the services process, if asked) with `env` over the usual
+        environment: a fault test reroutes them through a proxy, then restores them without."""
+        self.stop_watchers()
+        if services and self.services:
+            self.services.stop()
+            self.start_services(**env)
+        self.start_watcher(**env)
+
     def stop(self) -> None:
         self.stop_watchers()
         if self.services:

@@ -17,16 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 
+from devstack import procs
+from devstack.images import VERSIONED_IMAGE
+from devstack.operator import Operator
 from devstack.stack import Stack
-from tests.e2e.versioned import NAME, deployments, output
+from tests.e2e.versioned import NAME, call, deployments, namespace_for, output, phases, pinned, wait_ready
+from tests.helpers import apply
 
 Obj = dict[str, Any]
 
@@ -126,3 +133,76 @@ def rsd(namespace: str, tag: str, admin_url: str, image: str) -> Obj:
             "restate": {"register": {"url": admin_url}, "drainDelaySeconds": 1},
         },
     }
+
+
+def record(result: dict[str, object]) -> None:
+    """Print a scenario's figures; `make chaos` (CHAOS_RESULTS) collects them for docs/reliability.md."""
+    print(f"chaos: {json.dumps(result)}")
+    if path := os.environ.get("CHAOS_RESULTS"):
+        with Path(path).open("a") as out:
+            out.write(json.dumps(result) + "\n")
+
+
+def latest(obj: Obj) -> str:
+    versions = (obj.get("status") or {}).get("versions") or []
+    return str(next(v["name"] for v in versions if v["phase"] == "Latest"))
+
+
+class Proxy(Protocol):
+    """A fault proxy (`devstack.fault_proxy`, `devstack.kube_fault_proxy`): switched, and counting."""
+
+    @property
+    def seen(self) -> Sequence[object]: ...
+
+    def set(self, fault: Any) -> None: ...
+
+    def met(self, fault: Any) -> Sequence[object]: ...
+
+
+# From the fault's end to Ready: a pass that failed waits its backoff (30 s, then 60 s) unless a
+# watcher event comes first; two backoffs and a pass of margin.
+RECOVERY_BOUND = 150.0
+
+
+def rollout_under_fault(operator: Operator, proxy: Proxy, fault: Any, window: float, admin_url: str) -> Obj:
+    """v1 serves two holds; `fault` on; v2 applied; the fault lasts `window` s and ends. Checks every
+    invariant, that the services stayed healthy and that the fault was met; returns the figures."""
+    stack = operator.stack
+    with namespace_for(stack, "chaos", timeout=120) as ns:
+        apply(stack, rsd(ns, "v1", admin_url, VERSIONED_IMAGE))
+        v1 = latest(wait_ready(stack, ns, timeout=90))
+        invariants = Invariants(stack, ns)
+        invariants.start()
+        try:
+            hold_seconds = window + 15
+            invariants.holds += [call(stack, "hold", hold_seconds, send=True).json()["invocationId"] for _ in range(2)]
+            for hold in invariants.holds:
+                procs.wait_until("the holds run on v1", lambda h=hold: pinned(stack, h), timeout=30)  # type: ignore[misc]
+            start = len(proxy.seen)
+            proxy.set(fault)
+            apply(stack, rsd(ns, "v2", admin_url, VERSIONED_IMAGE))
+            healthz = f"http://127.0.0.1:{operator.services_probes_port}/healthz"
+            procs.holds_for(
+                "the operator stays healthy during the fault", lambda: procs.http_ok(healthz), seconds=window
+            )
+            during = len(proxy.seen) - start
+            met = len(proxy.met(fault))
+            proxy.set(None)
+            cleared = time.monotonic()
+            obj = wait_ready(stack, ns, timeout=RECOVERY_BOUND)
+            recovery = time.monotonic() - cleared
+            v2 = latest(obj)
+            assert v2 != v1
+            assert routed_to(stack, "v2"), "Ready means Restate routes new invocations to the desired version"
+            procs.wait_until("v1 drained", lambda: phases(stack, ns).get(v1) == "Drained", timeout=hold_seconds + 90)
+        finally:
+            invariants.stop()
+        assert invariants.violations(v1) == []
+        return {
+            "scenario": str(fault),
+            "window_s": window,
+            "recovery_s": round(recovery, 1),
+            "faulted_requests": met,
+            "requests_per_s": round(during / window, 1),
+            "samples": len(invariants.samples),
+        }
