@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 
@@ -70,26 +70,15 @@ class Seen:
     fault: str
 
 
-class FaultProxy:
-    """`with FaultProxy(upstream) as proxy: proxy.set(Fault.http(503)); ...; proxy.set(None)`."""
+class LoopInThread:
+    """An event loop in a daemon thread, so sync tests drive an async server: `_open` runs on entry,
+    `_close` on exit, `_run` runs a coroutine on the loop and waits for it."""
 
-    def __init__(self, upstream: str, host: str = "127.0.0.1") -> None:
-        self.upstream = upstream.rstrip("/")
-        self.host = host
-        self.port = 0
-        self.seen: list[Seen] = []
-        self._fault: Fault | None = None
+    def __init__(self, name: str) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
-        self._server: asyncio.Server | None = None
-        self._client: httpx.AsyncClient | None = None
-        self._held: set[asyncio.StreamWriter] = set()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._run(self._open())
         return self
@@ -99,6 +88,34 @@ class FaultProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+    def _run(self, coro: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
+    async def _open(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+
+class FaultProxy(LoopInThread):
+    """`with FaultProxy(upstream) as proxy: proxy.set(Fault.http(503)); ...; proxy.set(None)`."""
+
+    def __init__(self, upstream: str, host: str = "127.0.0.1") -> None:
+        super().__init__("fault-proxy")
+        self.upstream = upstream.rstrip("/")
+        self.host = host
+        self.port = 0
+        self.seen: list[Seen] = []
+        self._fault: Fault | None = None
+        self._server: asyncio.Server | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._held: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     def set(self, fault: Fault | None) -> None:
         """Switch to `fault` (None: pass through). Refusing closes the socket; leaving it re-opens it
@@ -114,9 +131,6 @@ class FaultProxy:
     def met(self, fault: Fault) -> list[Seen]:
         """The requests that met `fault`."""
         return [s for s in self.seen if s.fault == str(fault)]
-
-    def _run(self, coro: Coroutine[Any, Any, None]) -> None:
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
 
     async def _open(self) -> None:
         self._client = httpx.AsyncClient(base_url=self.upstream, timeout=httpx.Timeout(120.0))

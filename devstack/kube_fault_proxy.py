@@ -26,15 +26,15 @@ import asyncio
 import contextlib
 import json
 import ssl
-import threading
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
+
+from devstack.fault_proxy import LoopInThread
 
 Mode = Literal["conflict", "throttle", "cut_watches", "gone"]
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -96,10 +96,11 @@ def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
-class KubeFaultProxy:
+class KubeFaultProxy(LoopInThread):
     """`with KubeFaultProxy(server, ca_file) as proxy: proxy.set(KubeFault.throttle()); ...; proxy.set(None)`."""
 
     def __init__(self, upstream: str, ca_file: Path, host: str = "127.0.0.1") -> None:
+        super().__init__("kube-fault-proxy")
         self.upstream = upstream.rstrip("/")
         self.ca_file = ca_file
         self.host = host
@@ -108,8 +109,6 @@ class KubeFaultProxy:
         self._fault: KubeFault | None = None
         self._writes = 0  # writes counted while a conflict fault is on
         self._watches: set[asyncio.Event] = set()  # one per open watch stream: set to cut it
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="kube-fault-proxy", daemon=True)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -130,17 +129,6 @@ class KubeFaultProxy:
             }
         )
 
-    def __enter__(self) -> KubeFaultProxy:
-        self._thread.start()
-        self._run(self._open())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._run(self._close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
     def set(self, fault: KubeFault | None) -> None:
         """Switch to `fault` (None: pass through). Watch faults break the streams open now."""
         self._fault, self._writes = fault, 0
@@ -154,9 +142,6 @@ class KubeFaultProxy:
     def _cut_all(self) -> None:
         for watch in self._watches:
             watch.set()
-
-    def _run(self, coro: Coroutine[Any, Any, None]) -> None:
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
 
     async def _open(self) -> None:
         tls = ssl.create_default_context(cafile=str(self.ca_file))
