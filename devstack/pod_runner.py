@@ -18,8 +18,8 @@ answers its readiness probe, checked by the runner for restate-server pods too, 
 condition stays kwok's), else the first by name. So when that pod's process dies, the name moves to
 the next serving pod within a sync or two, as a Service drops a NotReady endpoint.
 
-A Job's pod that runs `restatectl` in the restate image (the chart's provisioning Job) is run once
-until it exits 0, whatever phase kwok shows: kwok completes Job pods at once, without waiting.
+A Job's pod in the restate image (the chart's provisioning Job, which runs `restatectl`) is run
+until it exits 0, once, whatever phase kwok shows: kwok completes Job pods at once, without waiting.
 
 Limits (documented, not hidden): a Service's port must equal its target port, because a hosts
 file maps names, not ports; and a Service resolves to one pod, never spreads over several.
@@ -127,8 +127,8 @@ def plan_pod(pod: Obj, table: Mapping[str, list[str]], restate_images: set[str] 
     for container in spec["containers"]:
         env = container_env(pod, container)
         if container["image"] in (restate_images or set()):
-            if (container.get("command") or [])[:1] == ["restatectl"]:
-                return None  # a command, not a node: plan_restatectl
+            if _owned_by_job(pod):
+                return None  # a command, not a node: plan_restate_job
             config = next((v["config_map"]["name"] for v in spec.get("volumes") or [] if v.get("config_map")), None)
             server = [str(tools.restate_server_bin())]
             return PodPlan(key, server, env, 9070, True, config, pod=pod, container=container)
@@ -143,22 +143,28 @@ def plan_pod(pod: Obj, table: Mapping[str, list[str]], restate_images: set[str] 
     return None
 
 
-RESTATECTL_RETRY_SECONDS = 2.0  # between attempts of a failed restatectl Job pod (a Job's backoff, shortened)
+JOB_RETRY_SECONDS = 2.0  # between attempts of a failed Job pod (a Job's backoff, shortened)
 
 
-def plan_restatectl(pod: Obj, restate_images: set[str]) -> PodPlan | None:
-    """The restatectl command of a Job's pod in the restate image (e.g. `restatectl provision ...`), if it is one."""
+def plan_restate_job(pod: Obj, restate_images: set[str]) -> PodPlan | None:
+    """The command of a Job's pod in the restate image (the chart's `restatectl provision` loop), if it is one.
+
+    It runs with this stack's restatectl first on PATH, as the image has it on its own."""
     meta, spec = pod["metadata"], pod["spec"]
-    owners = {ref.get("kind") for ref in meta.get("owner_references") or []}
-    if meta.get("deletion_timestamp") or "Job" not in owners or not spec.get("node_name"):
+    if meta.get("deletion_timestamp") or not _owned_by_job(pod) or not spec.get("node_name"):
         return None
     for container in spec["containers"]:
         command = [*(container.get("command") or []), *(container.get("args") or [])]
-        if container["image"] in restate_images and command[:1] == ["restatectl"]:
+        if container["image"] in restate_images and command:
             key = (meta["namespace"], meta["name"], meta["uid"])
-            argv = [str(tools.restatectl_bin()), *command[1:]]
-            return PodPlan(key, argv, container_env(pod, container), 0, pod=pod, container=container)
+            path = f"{tools.restatectl_bin().parent}{os.pathsep}{os.environ.get('PATH', '')}"
+            env = {**container_env(pod, container), "PATH": path}
+            return PodPlan(key, command, env, 0, pod=pod, container=container)
     return None
+
+
+def _owned_by_job(pod: Obj) -> bool:
+    return any(ref.get("kind") == "Job" for ref in pod["metadata"].get("owner_references") or [])
 
 
 @dataclass(frozen=True)
@@ -361,7 +367,7 @@ class PodRunner:
         self.waiting: dict[PodKey, str] = {}
         self.readiness: dict[PodKey, asyncio.Task[None]] = {}
         self.serving: set[PodKey] = set()  # pods whose process answers its readiness probe now
-        self.commands: dict[PodKey, tuple[procs.Process, float]] = {}  # restatectl Job pods: process, start
+        self.commands: dict[PodKey, tuple[procs.Process, float]] = {}  # restate Job pods: process, start
         self.completed: set[PodKey] = set()
 
     async def provision(self) -> None:
@@ -410,7 +416,7 @@ class PodRunner:
                 logger.warning("%s/%s exited; restarting", key[0], key[1])
                 await self._start(plan, current[1])
         restate_images = images.RESTATE_IMAGES
-        self._run_commands([plan for pod in pods if (plan := plan_restatectl(pod, restate_images))])
+        self._run_commands([plan for pod in pods if (plan := plan_restate_job(pod, restate_images))])
         addresses = {key: ip for key, (_, ip, _) in self.running.items()}
         if hosts.write_in_place(self.hosts_file, host_entries(services, pods, addresses, self.serving)):
             logger.info("hosts file updated")
@@ -502,7 +508,7 @@ class PodRunner:
                 logger.warning("%s/%s: setting Ready=%s failed: %s", ns, name, ready, exc.reason)
 
     def _run_commands(self, plans: Sequence[PodPlan]) -> None:
-        """Run each restatectl Job pod until it exits 0, retrying a failure after a pause, once per pod."""
+        """Run each restate Job pod until it exits 0, retrying a failure after a pause, once per pod."""
         now = asyncio.get_running_loop().time()
         for plan in plans:
             ns, name, _ = plan.key
@@ -512,10 +518,10 @@ class PodRunner:
             if process is not None and process.alive():
                 continue
             if process is not None and process.popen.returncode == 0:
-                logger.info("%s/%s: %s succeeded", ns, name, " ".join(plan.argv[1:3]))
+                logger.info("%s/%s: its command succeeded", ns, name)
                 self.completed.add(plan.key)
                 continue
-            if process is not None and now - started < RESTATECTL_RETRY_SECONDS:
+            if process is not None and now - started < JOB_RETRY_SECONDS:
                 continue
             if process is not None:
                 logger.info("%s/%s exited %s; retrying", ns, name, process.popen.returncode)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from devstack import hosts, images
-from devstack.pod_runner import host_entries, plan_pod, plan_restatectl
+from devstack.pod_runner import host_entries, plan_pod, plan_restate_job
 
 TABLE = {"img/hello:1": ["python", "-m", "hello"]}
 
@@ -103,16 +103,16 @@ def job_pod(name: str, command: list[str]) -> dict[str, Any]:
     return candidate
 
 
-def test_restatectl_job_pod_runs_restatectl_whatever_its_phase_and_never_a_node() -> None:
-    candidate = job_pod("restate-provision-x", ["restatectl", "provision", "--yes"])
-    plan = plan_restatectl(candidate, {"restate:1"})
+def test_restate_job_pod_runs_its_command_with_restatectl_whatever_its_phase_and_never_a_node() -> None:
+    candidate = job_pod("restate-provision-x", ["sh", "-c", "restatectl provision"])
+    plan = plan_restate_job(candidate, {"restate:1"})
     assert plan is not None
-    assert plan.argv[0].endswith("/restatectl")
-    assert plan.argv[1:] == ["provision", "--yes"]
+    assert plan.argv == ["sh", "-c", "restatectl provision"]
+    assert plan.env["PATH"].split(":")[0].endswith("/restatectl-linux-x64/bin")
     candidate["status"]["phase"] = "Running"
     assert plan_pod(candidate, TABLE, {"restate:1"}) is None, "no restate-server for the Job's pod"
-    assert plan_restatectl(pod("restate-0", image="restate:1"), {"restate:1"}) is None, "a node is no command"
-    assert plan_restatectl(job_pod("other", ["sh", "-c", "true"]), {"restate:1"}) is None
+    assert plan_restate_job(pod("restate-0", image="restate:1"), {"restate:1"}) is None, "a node is no Job"
+    assert plan_restate_job(job_pod("other", ["sh"]), {"other:1"}) is None, "only the restate image"
 
 
 def test_statefulset_pod_gets_its_stable_dns_name() -> None:
