@@ -11,9 +11,10 @@ restarts a container (the pod itself stays). Each scenario holds an invocation o
 and while v1 drains kills its targets one after another, each once the operator answers again.
 Then the invariants of tests/e2e/invariants.py: v1 kept its registration and pods while its
 invocation ran, the invocation finished on v1, the resource is Ready and routed to v2, v2 was
-registered once, and v1 drained afterwards. Per kill, two times are reported: until the pod's
-process answers again (`restarted_s`) and until a reconciler answers through the ingress
-(`operable_s`: Restate and a services replica both serve).
+registered once, and v1 drained afterwards. Per kill, two times are reported, both from the kill:
+until a reconciler answers through the ingress again (`operable_s`: the `restate` Service names a
+serving node, and Restate reaches a live services replica), and until the pod's own process
+answers again (`restarted_s`). A killed Restate node must not be where the Service points meanwhile.
 
 `make test` runs the kill of one pod of each kind in a row; `make chaos` (marker `chaos`) adds one
 scenario per kind of pod.
@@ -41,7 +42,7 @@ from devstack.restate_server import private_hosts_argv
 from devstack.stack import Stack
 from tests.e2e.invariants import DrainWatch
 from tests.e2e.test_helm_install import rsd
-from tests.e2e.versioned import output, phases, pinned, reconciler_url, wait_ready, whoami
+from tests.e2e.versioned import namespace_for, output, phases, pinned, reconciler_url, wait_ready, whoami
 from tests.helpers import apply
 
 pytestmark = pytest.mark.e2e
@@ -144,19 +145,31 @@ def test_three_restate_nodes_form_one_provisioned_cluster(release: ChartInstall)
 
 
 def kill(release: ChartInstall, name: str) -> dict[str, Any]:
-    """SIGKILL the pod's process; wait until the runner restarted it and the operator answers again."""
-    before = pod(release, name)["pid"]
-    os.kill(before, signal.SIGKILL)
+    """SIGKILL the pod's process; measure until the operator answers again and until the runner restarted it.
+
+    Also where the `restate` Service pointed meanwhile: off a dead node, onto a serving one."""
+    before = pod(release, name)
+    resolved: set[str | None] = set()
+    os.kill(before["pid"], signal.SIGKILL)
     killed = time.monotonic()
 
+    def answers() -> bool:
+        resolved.add(release.host("restate"))
+        return operable(release)
+
+    procs.wait_until("a reconciler answers", answers, timeout=RECOVERY_BOUND_SECONDS)
+    operable_s = time.monotonic() - killed
+
     def restarted() -> bool:
+        resolved.add(release.host("restate"))
         now = pod(release, name)
-        return bool(now["pid"] != before and now["alive"] and procs.http_ok(probe_url(name, now["ip"])))
+        return bool(now["pid"] != before["pid"] and now["alive"] and procs.http_ok(probe_url(name, now["ip"])))
 
     procs.wait_until(f"{name} restarted", restarted, timeout=RECOVERY_BOUND_SECONDS)
-    restarted_s = time.monotonic() - killed
-    procs.wait_until("a reconciler answers", lambda: operable(release), timeout=RECOVERY_BOUND_SECONDS)
-    return {"pod": name, "restarted_s": round(restarted_s, 2), "operable_s": round(time.monotonic() - killed, 2)}
+    result = {"pod": name, "operable_s": round(operable_s, 2), "restarted_s": round(time.monotonic() - killed, 2)}
+    if name in NODES:
+        result["restate_service_moved"] = bool(resolved - {before["ip"], None})
+    return result
 
 
 def probe_url(name: str, ip: str) -> str:
@@ -176,6 +189,13 @@ def operable(release: ChartInstall) -> bool:
         return False
 
 
+@pytest.fixture
+def namespace(release: ChartInstall) -> Iterator[str]:
+    """A namespace for the scenario's RestateDeployment, removed afterwards with its registrations."""
+    with namespace_for(view(release), "ha", timeout=120) as name:
+        yield name
+
+
 SCENARIOS = [
     pytest.param(("restate", "services", "watcher"), id="one-of-each-in-turn"),
 ] + [
@@ -187,10 +207,9 @@ SCENARIOS = [
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("components", SCENARIOS)
 def test_killing_one_pod_of_each_kind_loses_nothing_and_the_rollout_carries_on(
-    release: ChartInstall, components: tuple[str, ...]
+    release: ChartInstall, namespace: str, components: tuple[str, ...]
 ) -> None:
-    stack, namespace = view(release), f"ha-{uuid.uuid4().hex[:6]}"
-    stack.control_plane.kubectl("create", "namespace", namespace)
+    stack = view(release)
     apply(stack, rsd(namespace, "v1"))
     v1 = latest(wait_ready(stack, namespace, timeout=120))
     held = httpx.post(f"{release.ingress_url}/Versioned/hold/send", json=HOLD_SECONDS, timeout=30).json()[
@@ -203,6 +222,8 @@ def test_killing_one_pod_of_each_kind_loses_nothing_and_the_rollout_carries_on(
         procs.wait_until("v1 Draining", lambda: phases(stack, namespace).get(v1) == "Draining", timeout=90)
         for component in components:
             kills.append({"component": component, **kill(release, target(release, component))})
+            if component == "restate":
+                assert kills[-1]["restate_service_moved"], "the restate Service moved to a serving node"
         obj = wait_ready(stack, namespace, timeout=RECOVERY_BOUND_SECONDS)
         v2 = latest(obj)
         procs.wait_until("Restate routes to v2", lambda: whoami(stack) == "v2", timeout=RECOVERY_BOUND_SECONDS)
@@ -211,7 +232,7 @@ def test_killing_one_pod_of_each_kind_loses_nothing_and_the_rollout_carries_on(
     assert output(stack, held) == "started on v1, finished on v1"
     assert v2 != v1
     uris = [d["uri"] for d in httpx.get(f"{release.admin_url}/deployments", timeout=30).json()["deployments"]]
-    assert len([u for u in uris if f"/{v2}." in u]) == 1, f"v2 registered once: {uris}"
+    assert len([u for u in uris if f"/{v2}.{namespace}." in u]) == 1, f"v2 registered once: {uris}"
     procs.wait_until("v1 drained afterwards", lambda: phases(stack, namespace).get(v1) == "Drained", timeout=120)
     print(f"ha: {json.dumps({'components': components, 'kills': kills, 'observations': watch.observations})}")
     if path := os.environ.get("CHAOS_RESULTS"):  # make chaos: tests/chaos_report.py tabulates them
@@ -219,7 +240,6 @@ def test_killing_one_pod_of_each_kind_loses_nothing_and_the_rollout_carries_on(
             for k in kills:
                 scenario = f"HA: SIGKILL {k['component']} pod ({'one of each' if len(kills) > 1 else 'alone'})"
                 out.write(json.dumps({"scenario": scenario, "window_s": 0, "recovery_s": k["operable_s"]}) + "\n")
-    stack.control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
 def target(release: ChartInstall, component: str) -> str:
