@@ -17,7 +17,8 @@ serving node, and Restate reaches a live services replica), and until the pod's 
 answers again (`restarted_s`). A killed Restate node must not be where the Service points meanwhile.
 
 `make test` runs the kill of one pod of each kind in a row; `make chaos` (marker `chaos`) adds one
-scenario per kind of pod.
+scenario per kind of pod, and a Restate node frozen (SIGSTOP) for 40 s, which is not restarted: the
+cluster must serve without it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ pytestmark = pytest.mark.e2e
 
 HA_VALUES = tools.REPO / "examples" / "values-ha.yaml"
 HOLD_SECONDS = 45.0  # longer than the kills take, so v1 drains through all of them
+FREEZE_SECONDS = 40.0  # a hung node: longer than its probe takes to fail (3 x 5 s) and its partitions to fail over
 RECOVERY_BOUND_SECONDS = 120.0  # generous: the machine is shared; docs/reliability.md has the measured times
 NODES = ["restate-0", "restate-1", "restate-2"]
 
@@ -172,6 +174,26 @@ def kill(release: ChartInstall, name: str) -> dict[str, Any]:
     return result
 
 
+def freeze(release: ChartInstall, name: str) -> dict[str, Any]:
+    """SIGSTOP a node's process for FREEZE_SECONDS: a node that hangs and is not restarted.
+
+    The operator must answer again before the node resumes: its probe fails, the `restate` Service
+    moves to another node, and the partitions it led fail over to their followers."""
+    before = pod(release, name)
+    os.kill(before["pid"], signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        procs.wait_until("a reconciler answers while a node hangs", lambda: operable(release), timeout=FREEZE_SECONDS)
+        operable_s = time.monotonic() - frozen
+        assert release.host("restate") != before["ip"], "the restate Service names a node that serves"
+        time.sleep(max(0.0, FREEZE_SECONDS - operable_s))
+    finally:
+        os.kill(before["pid"], signal.SIGCONT)
+    resumed = time.monotonic()
+    procs.wait_until(f"{name} serves again", lambda: procs.http_ok(probe_url(name, before["ip"])), timeout=60)
+    return {"pod": name, "operable_s": round(operable_s, 2), "resumed_s": round(time.monotonic() - resumed, 2)}
+
+
 def probe_url(name: str, ip: str) -> str:
     if name in NODES:
         return f"http://{ip}:8080/restate/health"
@@ -196,12 +218,16 @@ def namespace(release: ChartInstall) -> Iterator[str]:
         yield name
 
 
-SCENARIOS = [
-    pytest.param(("restate", "services", "watcher"), id="one-of-each-in-turn"),
-] + [
-    pytest.param((component,), id=f"{component}-only", marks=pytest.mark.chaos)
-    for component in ("restate", "services", "watcher")
-]
+SCENARIOS = (
+    [
+        pytest.param(("restate", "services", "watcher"), id="one-of-each-in-turn"),
+    ]
+    + [
+        pytest.param((component,), id=f"{component}-only", marks=pytest.mark.chaos)
+        for component in ("restate", "services", "watcher")
+    ]
+    + [pytest.param(("restate-frozen",), id="restate-frozen", marks=pytest.mark.chaos)]
+)
 
 
 @pytest.mark.timeout(900)
@@ -221,6 +247,9 @@ def test_killing_one_pod_of_each_kind_loses_nothing_and_the_rollout_carries_on(
         apply(stack, rsd(namespace, "v2"))
         procs.wait_until("v1 Draining", lambda: phases(stack, namespace).get(v1) == "Draining", timeout=90)
         for component in components:
+            if component == "restate-frozen":
+                kills.append({"component": component, **freeze(release, target(release, "restate"))})
+                continue
             kills.append({"component": component, **kill(release, target(release, component))})
             if component == "restate":
                 assert kills[-1]["restate_service_moved"], "the restate Service moved to a serving node"
@@ -238,8 +267,15 @@ def test_killing_one_pod_of_each_kind_loses_nothing_and_the_rollout_carries_on(
     if path := os.environ.get("CHAOS_RESULTS"):  # make chaos: tests/chaos_report.py tabulates them
         with open(path, "a") as out:
             for k in kills:
-                scenario = f"HA: SIGKILL {k['component']} pod ({'one of each' if len(kills) > 1 else 'alone'})"
-                out.write(json.dumps({"scenario": scenario, "window_s": 0, "recovery_s": k["operable_s"]}) + "\n")
+                out.write(json.dumps(chaos_line(k, alone=len(kills) == 1)) + "\n")
+
+
+def chaos_line(fault: dict[str, Any], *, alone: bool) -> dict[str, Any]:
+    """One row for tests/chaos_report.py: the fault, its window, the time until the operator answered."""
+    if fault["component"] == "restate-frozen":
+        return {"scenario": "HA: SIGSTOP restate pod", "window_s": FREEZE_SECONDS, "recovery_s": fault["operable_s"]}
+    scenario = f"HA: SIGKILL {fault['component']} pod ({'alone' if alone else 'one of each in turn'})"
+    return {"scenario": scenario, "window_s": 0, "recovery_s": fault["operable_s"]}
 
 
 def target(release: ChartInstall, component: str) -> str:
