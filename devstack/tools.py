@@ -149,3 +149,4 @@ if __name__ == "__main__":
     print(f"promtool:            {promtool}")
     print(f"restate-server:      {restate_server_bin()}")
     print(f"restate CLI:         {restate_cli_bin()}")
+    print(f"restatectl:          {restatectl_bin()}")

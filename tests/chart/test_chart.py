@@ -847,12 +847,12 @@ MINIMAL_SERVICEMONITOR_CRD: Obj = {
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("variant", ["default", "custom"])
+@pytest.mark.parametrize("variant", ["default", "custom", "ha"])
 def test_rendered_objects_are_accepted_by_the_apiserver(
-    stack: Stack, default: list[Obj], custom: list[Obj], release_ns: str, variant: str
+    stack: Stack, default: list[Obj], custom: list[Obj], ha: list[Obj], release_ns: str, variant: str
 ) -> None:
     kube = stack.control_plane
-    objects = default if variant == "default" else custom
+    objects = {"default": default, "custom": custom, "ha": ha}[variant]
     crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
     rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
     if crds:  # big: server-side (client-side apply would overflow the last-applied annotation)
