@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,12 @@ class ChartInstall:
             raise RuntimeError(f"helm {' '.join(args[:2])} failed: {result.stderr.strip()}")
         return result
 
-    def install(self, *values: str, wait: bool = True) -> None:
-        """`helm upgrade --install` with `--set` style `values`; then wait until the operator works."""
-        sets = [arg for value in values for arg in ("--set", value)]
-        self.helm("upgrade", "--install", self.release, str(CHART), "--create-namespace", *sets)
+    def install(self, *values: str, files: Sequence[Path] = (), wait: bool = True) -> None:
+        """`helm upgrade --install` with values `files` (`-f`) and `--set` style `values` over them;
+        then wait until the operator works."""
+        args = [arg for path in files for arg in ("--values", str(path))]
+        args += [arg for value in values for arg in ("--set", value)]
+        self.helm("upgrade", "--install", self.release, str(CHART), "--create-namespace", *args)
         if wait:
             self.wait_ready()
 

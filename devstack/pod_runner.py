@@ -13,8 +13,16 @@ after 5 s), then every `periodSeconds` (default 10); three failures in a row, or
 exiting, make it NotReady. Pods of the light benchmark image (`images.BENCH_IMAGE`) share one
 process, `devstack.bench_server`, a listener each.
 
+A Service with several pods resolves to one of them: the first by name whose process serves (it
+answers its readiness probe, checked by the runner for restate-server pods too, whose Ready
+condition stays kwok's), else the first by name. So when that pod's process dies, the name moves to
+the next serving pod within a sync or two, as a Service drops a NotReady endpoint.
+
+A Job's pod in the restate image (the chart's provisioning Job, which runs `restatectl`) is run
+until it exits 0, once, whatever phase kwok shows: kwok completes Job pods at once, without waiting.
+
 Limits (documented, not hidden): a Service's port must equal its target port, because a hosts
-file maps names, not ports; and a Service with several ready pods resolves to one of them.
+file maps names, not ports; and a Service resolves to one pod, never spreads over several.
 
 Usage: `python -m devstack.pod_runner --kubeconfig K --hosts-file H --work DIR`.
 """
@@ -34,7 +42,7 @@ import signal
 import ssl
 import sys
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -119,6 +127,8 @@ def plan_pod(pod: Obj, table: Mapping[str, list[str]], restate_images: set[str] 
     for container in spec["containers"]:
         env = container_env(pod, container)
         if container["image"] in (restate_images or set()):
+            if _owned_by_job(pod):
+                return None  # a command, not a node: plan_restate_job
             config = next((v["config_map"]["name"] for v in spec.get("volumes") or [] if v.get("config_map")), None)
             server = [str(tools.restate_server_bin())]
             return PodPlan(key, server, env, 9070, True, config, pod=pod, container=container)
@@ -131,6 +141,30 @@ def plan_pod(pod: Obj, table: Mapping[str, list[str]], restate_images: set[str] 
             continue
         return PodPlan(key, list(argv), env, port, pod=pod, container=container)
     return None
+
+
+JOB_RETRY_SECONDS = 2.0  # between attempts of a failed Job pod (a Job's backoff, shortened)
+
+
+def plan_restate_job(pod: Obj, restate_images: set[str]) -> PodPlan | None:
+    """The command of a Job's pod in the restate image (the chart's `restatectl provision` loop), if it is one.
+
+    It runs with this stack's restatectl first on PATH, as the image has it on its own."""
+    meta, spec = pod["metadata"], pod["spec"]
+    if meta.get("deletion_timestamp") or not _owned_by_job(pod) or not spec.get("node_name"):
+        return None
+    for container in spec["containers"]:
+        command = [*(container.get("command") or []), *(container.get("args") or [])]
+        if container["image"] in restate_images and command:
+            key = (meta["namespace"], meta["name"], meta["uid"])
+            path = f"{tools.restatectl_bin().parent}{os.pathsep}{os.environ.get('PATH', '')}"
+            env = {**container_env(pod, container), "PATH": path}
+            return PodPlan(key, command, env, 0, pod=pod, container=container)
+    return None
+
+
+def _owned_by_job(pod: Obj) -> bool:
+    return any(ref.get("kind") == "Job" for ref in pod["metadata"].get("owner_references") or [])
 
 
 @dataclass(frozen=True)
@@ -211,8 +245,13 @@ def _selects(selector: Mapping[str, str] | None, labels: Mapping[str, str] | Non
     return bool(selector) and all((labels or {}).get(k) == v for k, v in (selector or {}).items())
 
 
-def host_entries(services: Sequence[Obj], pods: Sequence[Obj], addresses: Mapping[PodKey, str]) -> dict[str, str]:
-    """Host name -> loopback address, for each Service and StatefulSet pod name backed by a process."""
+def host_entries(
+    services: Sequence[Obj], pods: Sequence[Obj], addresses: Mapping[PodKey, str], serving: Set[PodKey] = frozenset()
+) -> dict[str, str]:
+    """Host name -> loopback address, for each Service and StatefulSet pod name backed by a process.
+
+    A Service names its first backing pod in `serving` (its process answers its readiness probe),
+    or its first backing pod when none serves, so that the name still resolves during an outage."""
     entries: dict[str, str] = {}
     served = sorted(
         (p for p in pods if _key(p) in addresses),
@@ -225,7 +264,8 @@ def host_entries(services: Sequence[Obj], pods: Sequence[Obj], addresses: Mappin
             p for p in served if p["metadata"]["namespace"] == ns and _selects(selector, p["metadata"].get("labels"))
         ]
         if backing:
-            ip = addresses[_key(backing[0])]
+            chosen = next((p for p in backing if _key(p) in serving), backing[0])
+            ip = addresses[_key(chosen)]
             for host in (f"{name}.{ns}.svc.cluster.local", f"{name}.{ns}.svc", f"{name}.{ns}"):
                 entries[host] = ip
     for pod in served:
@@ -326,6 +366,9 @@ class PodRunner:
         self.created_dirs: list[Path] = []
         self.waiting: dict[PodKey, str] = {}
         self.readiness: dict[PodKey, asyncio.Task[None]] = {}
+        self.serving: set[PodKey] = set()  # pods whose process answers its readiness probe now
+        self.commands: dict[PodKey, tuple[procs.Process, float]] = {}  # restate Job pods: process, start
+        self.completed: set[PodKey] = set()
 
     async def provision(self) -> None:
         """Play a hostPath provisioner for claims of the stack's default StorageClass (kwok has none)."""
@@ -372,8 +415,10 @@ class PodRunner:
             elif not current[2].alive():
                 logger.warning("%s/%s exited; restarting", key[0], key[1])
                 await self._start(plan, current[1])
+        restate_images = images.RESTATE_IMAGES
+        self._run_commands([plan for pod in pods if (plan := plan_restate_job(pod, restate_images))])
         addresses = {key: ip for key, (_, ip, _) in self.running.items()}
-        if hosts.write_in_place(self.hosts_file, host_entries(services, pods, addresses)):
+        if hosts.write_in_place(self.hosts_file, host_entries(services, pods, addresses, self.serving)):
             logger.info("hosts file updated")
         self._write_state()
 
@@ -416,23 +461,28 @@ class PodRunner:
         logger.info("started %s/%s on %s:%d (pid %d)", ns, name, ip, plan.port, process.pid)
         self.running[plan.key] = (plan, ip, process)
         restarted = self._stop_probing(plan.key)
-        if images.runs_process(plan.container["image"]):  # else kwok made it Ready already
-            self.readiness[plan.key] = asyncio.create_task(self._probe(plan, ip, process, restarted))
+        # kwok made restate-server pods Ready already: their probe only decides where Services point
+        reports = images.runs_process(plan.container["image"])
+        self.readiness[plan.key] = asyncio.create_task(self._probe(plan, ip, process, restarted and reports, reports))
 
-    async def _probe(self, plan: PodPlan, ip: str, process: Running, ready: bool) -> None:
-        """Drive the pod's Ready condition from the process: fast until it answers, then every period.
+    async def _probe(self, plan: PodPlan, ip: str, process: Running, ready: bool, reports: bool) -> None:
+        """Follow the process's readiness: fast until it answers, then every period; with `reports`,
+        as the pod's Ready condition too.
 
         `ready` is what the pod may show now (after a restart: still Ready, until three failures).
         A process that exits makes its pod NotReady within half a second, as a kubelet would."""
         probe = readiness_probe(plan.container, plan.port)
         period = float((plan.container.get("readiness_probe") or {}).get("period_seconds") or 10)
         failures, started = 0, asyncio.get_running_loop().time()
+        self._set_serving(plan.key, ready)
         while process.alive():
             ok = await answers(probe, ip)
             failures = 0 if ok else failures + 1
             if ok != ready and (ok or failures >= 3):
                 ready = ok
-                await self._set_ready(plan, ready)
+                self._set_serving(plan.key, ready)
+                if reports:
+                    await self._set_ready(plan, ready)
             if not ready:
                 await asyncio.sleep(0.05 if asyncio.get_running_loop().time() - started < 5 else 0.5)
                 continue
@@ -440,8 +490,12 @@ class PodRunner:
                 if not process.alive():
                     break
                 await asyncio.sleep(0.5)
-        if ready:
+        self._set_serving(plan.key, False)
+        if ready and reports:
             await self._set_ready(plan, False)
+
+    def _set_serving(self, key: PodKey, serving: bool) -> None:
+        (self.serving.add if serving else self.serving.discard)(key)
 
     async def _set_ready(self, plan: PodPlan, ready: bool) -> None:
         ns, name, _ = plan.key
@@ -453,8 +507,31 @@ class PodRunner:
             if exc.status != 404:  # a pod deleted meanwhile needs no status
                 logger.warning("%s/%s: setting Ready=%s failed: %s", ns, name, ready, exc.reason)
 
+    def _run_commands(self, plans: Sequence[PodPlan]) -> None:
+        """Run each restate Job pod until it exits 0, retrying a failure after a pause, once per pod."""
+        now = asyncio.get_running_loop().time()
+        for plan in plans:
+            ns, name, _ = plan.key
+            if plan.key in self.completed:
+                continue
+            process, started = self.commands.get(plan.key, (None, 0.0))
+            if process is not None and process.alive():
+                continue
+            if process is not None and process.popen.returncode == 0:
+                logger.info("%s/%s: its command succeeded", ns, name)
+                self.completed.add(plan.key)
+                continue
+            if process is not None and now - started < JOB_RETRY_SECONDS:
+                continue
+            if process is not None:
+                logger.info("%s/%s exited %s; retrying", ns, name, process.popen.returncode)
+            argv = private_hosts_argv(self.hosts_file, plan.argv)
+            started_process = procs.start(f"{ns}_{name}", argv, log_dir=self.work / "pods", env=plan.env, cwd=REPO)
+            self.commands[plan.key] = (started_process, now)
+
     def _stop_probing(self, key: PodKey) -> bool:
         """Stop checking the pod's readiness; whether it was being checked."""
+        self.serving.discard(key)
         task = self.readiness.pop(key, None)
         if task:
             task.cancel()
@@ -502,6 +579,8 @@ class PodRunner:
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self._stop(key) for key in list(self.running)))
+        for process, _ in self.commands.values():
+            await asyncio.to_thread(process.stop)
         self.bench.stop()
         volumes.remove_created_dirs(self.created_dirs)
 

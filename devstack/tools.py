@@ -3,7 +3,7 @@
 The Kubernetes binaries are built from Go modules into a cache outside the repo, keyed by
 version (`build-control-plane.sh`), and so are the Knative Serving controller with its CRDs and
 ConfigMaps (`build-knative.sh`, from `knative/`) and Prometheus' promtool, which the chart tests run
-on the alerting rules (`build-promtool.sh`); restate-server and the restate CLI come from their npm
+on the alerting rules (`build-promtool.sh`); restate-server, the restate CLI and restatectl come from their npm
 packages, pinned, in the git-ignored `.tools/`. `python -m devstack.tools` installs whatever is
 missing and prints where everything is; the fixtures only locate, and fail with the command to run.
 """
@@ -44,9 +44,15 @@ def restate_cli_bin() -> Path:
     return NPM_PREFIX / "node_modules/@restatedev/restate-linux-x64/bin/restate"
 
 
+def restatectl_bin() -> Path:
+    """restatectl, which the restate image ships too: the chart's provisioning Job runs it."""
+    return NPM_PREFIX / "node_modules/@restatedev/restatectl-linux-x64/bin/restatectl"
+
+
 def _installed_restate_version() -> str | None:
     manifest = NPM_PREFIX / "node_modules/@restatedev/restate-server/package.json"
-    if not manifest.exists() or not restate_server_bin().exists() or not restate_cli_bin().exists():
+    binaries = (restate_server_bin(), restate_cli_bin(), restatectl_bin())
+    if not manifest.exists() or not all(binary.exists() for binary in binaries):
         return None
     version: str = json.loads(manifest.read_text())["version"]
     return version
@@ -68,6 +74,7 @@ def ensure_restate() -> None:
             "--no-save",
             f"@restatedev/restate-server@{RESTATE_VERSION}",
             f"@restatedev/restate@{RESTATE_VERSION}",
+            f"@restatedev/restatectl@{RESTATE_VERSION}",
         ],
         check=True,
         stdout=sys.stderr,
@@ -142,3 +149,4 @@ if __name__ == "__main__":
     print(f"promtool:            {promtool}")
     print(f"restate-server:      {restate_server_bin()}")
     print(f"restate CLI:         {restate_cli_bin()}")
+    print(f"restatectl:          {restatectl_bin()}")

@@ -134,7 +134,7 @@ def custom(helm: Helm) -> list[Obj]:
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
-@pytest.mark.parametrize("values", [None, CUSTOM], ids=["default", "custom"])
+@pytest.mark.parametrize("values", [None, CUSTOM, {"bootstrap": {"replicas": 3}}], ids=["default", "custom", "ha"])
 def test_chart_passes_helm_lint(helm: Helm, strict: bool, values: Obj | None) -> None:
     args = ["lint", str(CHART), "--namespace", NS, *(["--strict"] if strict else [])]
     if values is not None:
@@ -500,6 +500,95 @@ def test_bootstrap_config_is_accepted_by_restate_server(default: list[Obj], tmp_
     assert "deprecated" not in result.stdout + result.stderr
 
 
+HA_VALUES = tools.REPO / "examples" / "values-ha.yaml"
+NODES = [f"http://restate-{n}.restate-cluster:5122" for n in range(3)]
+
+
+@pytest.fixture(scope="module")
+def ha(helm: Helm) -> list[Obj]:
+    return helm.render(yaml.safe_load(HA_VALUES.read_text()))
+
+
+def test_ha_example_runs_three_restate_nodes_two_services_two_watchers(ha: list[Obj]) -> None:
+    sts = find(ha, "StatefulSet", "restate")["spec"]
+    assert sts["replicas"] == 3
+    assert sts["podManagementPolicy"] == "Parallel", "OrderedReady would wait for a node that waits for a quorum"
+    (spread,) = sts["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"] == selector_of("bootstrap-restate")["podSelector"]
+    assert find(ha, "Deployment", "restate-operator")["spec"]["replicas"] == 2
+    assert find(ha, "Deployment", "restate-operator-watcher")["spec"]["replicas"] == 2
+    # the pods still reach Restate through the one Service, whichever nodes are up
+    assert env_of(find(ha, "Deployment", "restate-operator"))["RESTATE_ADMIN_URL"] == (
+        f"http://restate.{NS}.svc.cluster.local:9070"
+    )
+
+
+def test_ha_bootstrap_is_replicated_and_never_provisions_itself(ha: list[Obj]) -> None:
+    config = tomllib.loads(find(ha, "ConfigMap", "restate-bootstrap-config")["data"]["config.toml"])
+    assert config == {
+        "cluster-name": "restate-operator",
+        "auto-provision": False,
+        "default-num-partitions": 4,
+        "rocksdb-total-memory-size": "256 MB",
+        "default-replication": 2,
+        "metadata-client": {"addresses": NODES},
+    }
+    # every node advertises the name the others know it by
+    sts = find(ha, "StatefulSet", "restate")
+    assert env_of(sts)["RESTATE_ADVERTISED_ADDRESS"] == "http://$(RESTATE_NODE_NAME).restate-cluster:5122"
+    assert "roles" not in config, "all roles on every node, the metadata server included"
+
+
+def test_ha_cluster_is_provisioned_once_by_a_post_install_job(ha: list[Obj], default: list[Obj]) -> None:
+    job = find(ha, "Job", "restate-provision")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install", "never again on upgrade"
+    pod = job["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == "docker.io/restatedev/restate:1.7.12"
+    shell, flag, script, address = c["command"]
+    assert (shell, flag, address) == ("sh", "-c", NODES[0])
+    assert 'restatectl provision --address "$0" --yes' in script
+    assert "while true" in script, "restatectl exits 0 even when restate-0 did not answer: the loop decides"
+    assert pod["restartPolicy"] == "Never"
+    assert job["spec"]["activeDeadlineSeconds"] > 0, "retries bounded"
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "bootstrap-provision"
+    assert not [o for o in default if o["kind"] == "Job"], "one node provisions itself"
+    # the Job reaches restate-0's node port through the policy, and is no backend of the Service
+    node_port = peers_of(find(ha, "NetworkPolicy", "restate-bootstrap"))[5122]
+    assert node_port == [selector_of("bootstrap-restate"), selector_of("bootstrap-provision")]
+    assert peers_of(find(default, "NetworkPolicy", "restate-bootstrap"))[5122] == [selector_of("bootstrap-restate")]
+    selector = find(ha, "Service", "restate")["spec"]["selector"]
+    assert selector["app.kubernetes.io/component"] == "bootstrap-restate"
+
+
+def test_ha_disruption_budget_lets_one_restate_node_go_at_a_time(helm: Helm, default: list[Obj]) -> None:
+    values = {**yaml.safe_load(HA_VALUES.read_text()), "podDisruptionBudget": {"maxUnavailable": "50%"}}
+    spec = find(helm.render(values), "PodDisruptionBudget", "restate")["spec"]
+    assert spec["maxUnavailable"] == 1, "a majority of the nodes must stay up, whatever the operator pods allow"
+    assert spec["selector"]["matchLabels"] == selector_of("bootstrap-restate")["podSelector"]["matchLabels"]
+    assert ("PodDisruptionBudget", "restate") not in kinds_and_names(default), "one node: nothing to keep up"
+
+
+def test_ha_config_is_accepted_by_restate_server(ha: list[Obj], tmp_path: Path) -> None:
+    tools.require_restate()
+    path = tmp_path / "config.toml"
+    path.write_text(find(ha, "ConfigMap", "restate-bootstrap-config")["data"]["config.toml"])
+    result = subprocess.run(
+        [str(tools.restate_server_bin()), "--config-file", str(path), "--dump-config"],
+        env={"PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    dumped = tomllib.loads(result.stdout[result.stdout.index("roles") :])
+    assert dumped["auto-provision"] is False
+    assert dumped["metadata-client"]["addresses"] == [f"{node}/" for node in NODES]
+    assert "deprecated" not in result.stdout + result.stderr
+
+
 def peers_of(policy: Obj) -> dict[int, list[Obj] | None]:
     """port -> allowed peers (None: any source) of an ingress-only policy."""
     assert policy["spec"]["policyTypes"] == ["Ingress"]
@@ -689,6 +778,9 @@ def test_notes_print_the_next_commands(stack: Stack, helm: Helm) -> None:
         pytest.param({"restate": {"identityKeys": ["abc"]}}, "/restate/identityKeys", id="bad-identity-key"),
         pytest.param({"image": {"tag": 1.2}}, "/image/tag", id="numeric-image-tag"),
         pytest.param({"podDisruptionBudget": {"maxUnavailable": 0}}, "/podDisruptionBudget/maxUnavailable", id="pdb-0"),
+        pytest.param({"bootstrap": {"replicas": 2}}, "/bootstrap/replicas", id="restate-nodes-even"),
+        pytest.param({"bootstrap": {"replicas": 0}}, "/bootstrap/replicas", id="restate-nodes-0"),
+        pytest.param({"bootstrap": {"replicas": 4}}, "/bootstrap/replicas", id="restate-nodes-4"),
         pytest.param({"networkPolicy": {"restatePeers": [{"podSelectors": {}}]}}, "podSelectors", id="bad-peer"),
         pytest.param(
             {"bootstrap": {"enabled": False}, "restate": {"ingressUrl": "http://restate.restate.svc:8080"}},
@@ -755,12 +847,12 @@ MINIMAL_SERVICEMONITOR_CRD: Obj = {
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("variant", ["default", "custom"])
+@pytest.mark.parametrize("variant", ["default", "custom", "ha"])
 def test_rendered_objects_are_accepted_by_the_apiserver(
-    stack: Stack, default: list[Obj], custom: list[Obj], release_ns: str, variant: str
+    stack: Stack, default: list[Obj], custom: list[Obj], ha: list[Obj], release_ns: str, variant: str
 ) -> None:
     kube = stack.control_plane
-    objects = default if variant == "default" else custom
+    objects = {"default": default, "custom": custom, "ha": ha}[variant]
     crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
     rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
     if crds:  # big: server-side (client-side apply would overflow the last-applied annotation)

@@ -162,12 +162,39 @@ anyone: a rule without `from` (every source). Otherwise an empty `from` renders 
 {{- end }}
 {{- end }}
 
-{{/* The bootstrap Restate's config.toml (roles: the default, all of them). */}}
+{{/* Whether the bootstrap Restate is a replicated cluster (bootstrap.replicas > 1). */}}
+{{- define "restate-operator.bootstrapReplicated" -}}
+{{- if gt (.Values.bootstrap.replicas | int) 1 }}true{{- end }}
+{{- end }}
+
+{{/* The node-to-node address of bootstrap node N: (dict "root" $ "index" N). */}}
+{{- define "restate-operator.bootstrapNodeAddress" -}}
+{{- printf "http://%s-%d.%s-cluster:5122" (include "restate-operator.bootstrapName" .root) (.index | int) (include "restate-operator.bootstrapName" .root) }}
+{{- end }}
+
+{{/*
+The bootstrap Restate's config.toml (roles: the default, all of them, so every node also runs the
+replicated metadata server). One node provisions itself. A replicated cluster never does: a node
+that provisions alone (say, restate-0 after losing its volume) would start a second cluster beside
+the first, so the post-install Job provisions it once. Keys are dotted, not [tables], so that
+top-level keys in extraConfig still land at the top level.
+*/}}
 {{- define "restate-operator.bootstrapConfig" -}}
+{{- $replicas := .Values.bootstrap.replicas | int }}
+{{- $replicated := include "restate-operator.bootstrapReplicated" . -}}
 cluster-name = "restate-operator"
-auto-provision = true
+auto-provision = {{ not $replicated }}
 default-num-partitions = {{ .Values.bootstrap.partitions | int }}
 rocksdb-total-memory-size = {{ .Values.bootstrap.rocksdbTotalMemorySize | quote }}
+{{- if $replicated }}
+# a majority of the nodes holds each log record and runs each partition: any one node may fail
+default-replication = {{ add (div $replicas 2) 1 }}
+{{- $addresses := list }}
+{{- range $i := until $replicas }}
+{{- $addresses = append $addresses (include "restate-operator.bootstrapNodeAddress" (dict "root" $ "index" $i)) }}
+{{- end }}
+metadata-client.addresses = {{ $addresses | toJson }}
+{{- end }}
 {{- with .Values.bootstrap.extraConfig }}
 
 {{ . }}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from devstack import hosts, images
-from devstack.pod_runner import host_entries, plan_pod
+from devstack.pod_runner import host_entries, plan_pod, plan_restate_job
 
 TABLE = {"img/hello:1": ["python", "-m", "hello"]}
 
@@ -83,6 +83,36 @@ def test_service_resolves_to_first_selected_pod_with_a_process() -> None:
         [service("x", {"app": "x"}), service("y", {"app": "y"}), service("none", None)], pods, addresses
     )
     assert entries == {"x.ns.svc.cluster.local": "127.9.0.1", "x.ns.svc": "127.9.0.1", "x.ns": "127.9.0.1"}
+
+
+def test_service_moves_to_the_first_pod_whose_process_serves() -> None:
+    pods = [pod(f"restate-{n}", labels={"app": "r"}) for n in range(3)]
+    addresses = {("ns", f"restate-{n}", f"uid-restate-{n}"): f"127.9.0.{n + 1}" for n in range(3)}
+    services = [service("restate", {"app": "r"})]
+    everyone = set(addresses)
+    assert host_entries(services, pods, addresses, everyone)["restate.ns"] == "127.9.0.1"
+    restate_0_died = everyone - {("ns", "restate-0", "uid-restate-0")}
+    assert host_entries(services, pods, addresses, restate_0_died)["restate.ns"] == "127.9.0.2"
+    assert host_entries(services, pods, addresses, set())["restate.ns"] == "127.9.0.1", "resolves in an outage"
+
+
+def job_pod(name: str, command: list[str]) -> dict[str, Any]:
+    candidate = pod(name, image="restate:1", phase="Succeeded")
+    candidate["metadata"]["owner_references"] = [{"kind": "Job", "name": "restate-provision"}]
+    candidate["spec"]["containers"][0]["command"] = command
+    return candidate
+
+
+def test_restate_job_pod_runs_its_command_with_restatectl_whatever_its_phase_and_never_a_node() -> None:
+    candidate = job_pod("restate-provision-x", ["sh", "-c", "restatectl provision"])
+    plan = plan_restate_job(candidate, {"restate:1"})
+    assert plan is not None
+    assert plan.argv == ["sh", "-c", "restatectl provision"]
+    assert plan.env["PATH"].split(":")[0].endswith("/restatectl-linux-x64/bin")
+    candidate["status"]["phase"] = "Running"
+    assert plan_pod(candidate, TABLE, {"restate:1"}) is None, "no restate-server for the Job's pod"
+    assert plan_restate_job(pod("restate-0", image="restate:1"), {"restate:1"}) is None, "a node is no Job"
+    assert plan_restate_job(job_pod("other", ["sh"]), {"other:1"}) is None, "only the restate image"
 
 
 def test_statefulset_pod_gets_its_stable_dns_name() -> None:
