@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from devstack import procs
 from devstack.operator import Operator
 from tests.e2e.invariants import DrainWatch
+from tests.e2e.outages import TARGETS, kill_and_revive
 from tests.e2e.test_rollout import latest_name, rsd
 from tests.e2e.versioned import call, deployments, namespace_for, output, phases, pinned, wait_ready, whoami
 from tests.helpers import apply
@@ -33,31 +34,7 @@ LONG_OUTAGE_SECONDS = 120.0
 RECOVERY_BOUND_SECONDS = 120.0  # stated in docs: every resource converges within this after a restart
 
 
-def _kill_and_revive(operator: Operator, target: str) -> tuple[Callable[[], None], Callable[[], None]]:
-    stack = operator.stack
-    if target == "services":
-        return (lambda: operator.services.kill() if operator.services else None), operator.start_services
-    if target == "watcher":
-
-        def kill_watcher() -> None:
-            for watcher in operator.watchers:
-                watcher.kill()
-            operator.watchers.clear()
-            operator.watcher_probe_ports.clear()
-
-        def revive_watcher() -> None:
-            operator.start_watcher()
-
-        return kill_watcher, revive_watcher
-    if target == "restate-server":
-        return stack.restate.kill, stack.restate.start
-    return (lambda: stack.control_plane.kill(target)), (lambda: stack.control_plane.revive(target))
-
-
-SCENARIOS = [
-    pytest.param(target, "draining", OUTAGE_SECONDS, id=f"{target}-draining")
-    for target in ("services", "watcher", "restate-server", "kube-apiserver", "etcd")
-] + [
+SCENARIOS = [pytest.param(target, "draining", OUTAGE_SECONDS, id=f"{target}-draining") for target in TARGETS] + [
     pytest.param(
         target,
         phase,
@@ -65,7 +42,7 @@ SCENARIOS = [
         id=f"{target}-{phase}-{int(outage)}s",
         marks=pytest.mark.chaos,
     )
-    for target in ("services", "watcher", "restate-server", "kube-apiserver", "etcd")
+    for target in TARGETS
     for phase, outage in (("pending", OUTAGE_SECONDS), ("draining", LONG_OUTAGE_SECONDS))
 ]
 
@@ -82,7 +59,7 @@ def test_a_killed_dependency_loses_nothing_and_the_rollout_carries_on(
     operator: Operator, ns: str, target: str, phase: str, outage: float
 ) -> None:
     stack = operator.stack
-    kill, revive = _kill_and_revive(operator, target)
+    kill, revive = kill_and_revive(operator, target)
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
     held = call(stack, "hold", 10 + outage, send=True).json()["invocationId"]
