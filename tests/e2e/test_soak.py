@@ -46,6 +46,7 @@ from devstack.fault_proxy import Fault, FaultProxy
 from devstack.images import VERSIONED_IMAGE
 from devstack.operator import Operator
 from devstack.stack import Stack
+from services.reconcilers import steps
 from tests import light
 from tests.bench.common import Api
 from tests.e2e.fleet import FleetWatch, Hold, left_behind, uri_parts
@@ -62,8 +63,8 @@ RESOURCES = 3
 # comes first; as in test_chaos, two backoffs and a pass of margin.
 CONVERGE_BOUND_S = 150.0
 # Attempts of one reconcile invocation (`sys_invocation.retry_count`): under a fault a step makes
-# its 4 attempts and the pass then ends with a wake-up; more than twice that is a storm.
-MAX_ATTEMPTS = 8
+# its policy's attempts and the pass then ends with a backoff; more than twice that is a storm.
+MAX_ATTEMPTS = 2 * (steps.STEP_OPTIONS.max_attempts or 1)
 FAULT_WINDOW_S = 20.0
 FAULTS = [Fault.http(503, retry_after=3), Fault.http(500), Fault.http(429, retry_after=3), Fault.refuse()]
 KILLS = ["services", "watcher", "restate-server"]
