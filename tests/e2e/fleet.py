@@ -159,11 +159,17 @@ class FleetWatch:
         return {str(r["id"]): r for r in rows}
 
     def _collect(self, status: dict[str, Obj]) -> None:
-        """Fetch the answers of the holds that completed since the last sample."""
+        """Fetch the answers of the holds that completed since the last sample.
+
+        Restate's ingress answers 404 for the output of a service it no longer knows (every version
+        of a deleted resource deregistered), although it keeps the result: such a hold is asked
+        again at the next sample, and one never answered stays unfinished, which fails the test."""
         for hold in self.unfinished():
             if (status.get(hold.id) or {}).get("status") != "completed":
                 continue
             response = httpx.get(f"{self.stack.restate.ingress_url}/restate/invocation/{hold.id}/output", timeout=30)
+            if response.status_code == 404:
+                continue
             hold.answer = response.json() if response.status_code == 200 else f"HTTP {response.status_code}"
             hold.finished = True
 
