@@ -151,6 +151,7 @@ def test_many_resources_applied_and_rolled_at_once_converge_without_a_retry_stor
             assert [whoami(stack, i) for i in range(n)] == ["v2"] * n, "Ready means Restate routes to v2"
 
             def all_drained() -> bool:
+                """Every v1 Drained (or already retired past revisionHistoryLimit, which only a Drained one is)."""
                 phases = version_phases(api, namespace)
                 return all(phases[name].get(version, "Drained") == "Drained" for name, version in v1.items())
 
