@@ -366,6 +366,7 @@ def test_a_soak_of_random_rollouts_and_faults_keeps_every_invariant(
         "backing_off_peak": watch.backing_off_peak,
         "convergence_p50_s": round(sorted(soak.convergence)[len(soak.convergence) // 2], 1),
         "samples": watch.samples,
+        "samples_missed": sum(watch.missed.values()),  # a source down (a kill), so nothing seen
         "load_average_mean": round(sum(loads) / max(1, len(loads)), 1),
         "violations": len(violations),
     }
