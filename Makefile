@@ -33,12 +33,12 @@ unit: $(STAMP)
 test: tools lint
 	$(PY) -m pytest
 
-## chaos: every fault scenario of tests/e2e/test_chaos.py, test_apiserver_faults.py and test_watcher_faults.py (CHAOS_ROUNDS times, default 3), every process kill of tests/e2e/test_kills.py and test_delete_kills.py and every pod kill of the HA install (test_ha.py), figures in .chaos/ (docs/reliability.md)
+## chaos: every fault scenario of tests/e2e/test_chaos.py, test_apiserver_faults.py and test_watcher_faults.py (CHAOS_ROUNDS times, default 3), every process kill of tests/e2e/test_kills.py and test_delete_kills.py, every pod kill of the HA install (test_ha.py), 100 RestateDeployments at once (test_load.py) and a SOAK_MINUTES soak (test_soak.py, default 20), figures in .chaos/ (docs/reliability.md)
 CHAOS_ROUNDS ?= 3
 chaos: tools
 	mkdir -p .chaos && rm -f .chaos/results.jsonl
 	CHAOS_ROUNDS=$(CHAOS_ROUNDS) CHAOS_RESULTS=$(CURDIR)/.chaos/results.jsonl \
-	  $(PY) -m pytest tests/e2e/test_chaos.py tests/e2e/test_apiserver_faults.py tests/e2e/test_watcher_faults.py tests/e2e/test_kills.py tests/e2e/test_delete_kills.py tests/e2e/test_ha.py -m "e2e or chaos" -p no:cacheprovider; \
+	  $(PY) -m pytest tests/e2e/test_chaos.py tests/e2e/test_apiserver_faults.py tests/e2e/test_watcher_faults.py tests/e2e/test_kills.py tests/e2e/test_delete_kills.py tests/e2e/test_ha.py tests/e2e/test_load.py tests/e2e/test_soak.py -m "e2e or chaos" -p no:cacheprovider; \
 	  status=$$?; $(PY) -m tests.chaos_report .chaos/results.jsonl; exit $$status
 
 ## crds: regenerate crd/*.yaml from the pydantic models

@@ -18,9 +18,10 @@ import time
 
 import httpx
 
+from tests import light
 from tests.bench.common import Api, ReadyWatch, cpu_seconds, record, running_stack_and_operator
 from tests.bench.operator_cost import RSDS, counter_total, rsd_path
-from tests.bench.scale import NAMESPACE, bench_rsd
+from tests.bench.scale import NAMESPACE
 
 QUIET_SECONDS = 20.0
 
@@ -39,7 +40,9 @@ def main(count: int, minutes: int, resync: int) -> None:
         api.create_namespace(NAMESPACE)
         watch = ReadyWatch(stack, RSDS)
         try:
-            applied = [api.apply(rsd_path(NAMESPACE, f"b{i}"), bench_rsd(i, "v1", admin)) for i in range(count)]
+            applied = [
+                api.apply(rsd_path(NAMESPACE, f"b{i}"), light.rsd(i, "v1", admin, NAMESPACE)) for i in range(count)
+            ]
             for i, obj in enumerate(applied):
                 watch.wait(f"b{i}", obj["metadata"]["generation"], NAMESPACE, timeout=900)
         finally:

@@ -21,37 +21,13 @@ from typing import Any
 
 import httpx
 
-from devstack.images import BENCH_IMAGE
 from devstack.operator import Operator
 from devstack.stack import Stack
+from tests import light
 from tests.bench.common import Api, ReadyWatch, cpu_seconds, record, rss_mb, running_stack_and_operator
 from tests.bench.operator_cost import RSDS, counter_total, rsd_path
 
 NAMESPACE = "scale"
-INVOCATIONS = (
-    "SELECT status, count(*) AS n FROM sys_invocation "
-    "WHERE target_service_name = 'DeploymentReconciler' AND target_handler_name = 'reconcile' GROUP BY status"
-)
-
-
-def bench_rsd(i: int, version: str, admin: str) -> dict[str, Any]:
-    name = f"b{i}"
-    container = {
-        "name": "svc",
-        "image": f"{BENCH_IMAGE}:{version}",
-        "env": [{"name": "SERVICE_NAME", "value": f"Bench{i}"}],
-    }
-    return {
-        "apiVersion": "restate.dev/v1beta1",
-        "kind": "RestateDeployment",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "replicas": 1,
-            "revisionHistoryLimit": 1,
-            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
-            "restate": {"register": {"url": admin}, "drainDelaySeconds": 0},
-        },
-    }
 
 
 def apiserver_requests(api: Api) -> tuple[float, float]:
@@ -66,20 +42,12 @@ def apiserver_requests(api: Api) -> tuple[float, float]:
     return total, writes
 
 
-def reconcile_invocations(admin: str) -> tuple[int, int]:
-    """(every reconcile invocation Restate knows, those of them scheduled for later: pending wake-ups)."""
-    response = httpx.post(f"{admin}/query", json={"query": INVOCATIONS}, headers={"Accept": "application/json"})
-    response.raise_for_status()
-    counts = {row["status"]: int(row["n"]) for row in response.json()["rows"]}
-    return sum(counts.values()), counts.get("scheduled", 0)
-
-
 def snapshot(stack: Stack, operator: Operator, api: Api) -> dict[str, float]:
     assert operator.services is not None
     assert stack.restate.process is not None
     total, writes = apiserver_requests(api)
     passes = counter_total(operator.metrics(operator.services_probes_port), "controller_runtime_reconcile_total")
-    invocations, scheduled = reconcile_invocations(stack.restate.admin_url)
+    invocations, scheduled = light.reconcile_invocations(stack.restate.admin_url)
     return {
         "at": time.monotonic(),
         "operator_cpu": cpu_seconds(operator.services.pid) + sum(cpu_seconds(w.pid) for w in operator.watchers),
@@ -126,14 +94,18 @@ def one_scale(n: int) -> dict[str, Any]:
         ready_at: dict[str, list[float]] = {}
         try:
             start = snapshot(stack, operator, api)
-            generations = [api.apply(rsd_path(NAMESPACE, f"b{i}"), bench_rsd(i, "v1", admin)) for i in range(n)]
+            generations = [
+                api.apply(rsd_path(NAMESPACE, f"b{i}"), light.rsd(i, "v1", admin, NAMESPACE)) for i in range(n)
+            ]
             ready_at["create"] = [
                 watch.wait(f"b{i}", g["metadata"]["generation"], NAMESPACE, timeout=600) - start["at"]
                 for i, g in enumerate(generations)
             ]
             created = snapshot(stack, operator, api)
             base = deployments(admin) - n  # the operator's own
-            generations = [api.apply(rsd_path(NAMESPACE, f"b{i}"), bench_rsd(i, "v2", admin)) for i in range(n)]
+            generations = [
+                api.apply(rsd_path(NAMESPACE, f"b{i}"), light.rsd(i, "v2", admin, NAMESPACE)) for i in range(n)
+            ]
             ready_at["rollout"] = [
                 watch.wait(f"b{i}", g["metadata"]["generation"], NAMESPACE, timeout=600) - created["at"]
                 for i, g in enumerate(generations)
