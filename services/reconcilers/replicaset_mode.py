@@ -50,9 +50,7 @@ async def ready_endpoints(steps: Steps, namespace: str, service: str) -> int:
     slices = await (await steps.kube()).list(
         RESOURCES["EndpointSlice"], namespace, label_selector=f"kubernetes.io/service-name={service}"
     )
-    return sum(
-        1 for s in slices["items"] for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready", True)
-    )
+    return sum(conditions.ready_endpoints(s) for s in slices["items"])
 
 
 async def replica_sets(steps: Steps, namespace: str, owner_uid: str, desired: str | None) -> dict[str, ReplicaSetView]:
