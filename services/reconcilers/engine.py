@@ -352,9 +352,13 @@ async def _write_status(
                 return None  # our status describes an old spec: the change's own event reconciles it
             return str(applied["metadata"]["resourceVersion"])
 
-        # Written only onto the version we read, or a spec change landing meanwhile would look reconciled.
-        body["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
-        state.last_resource_version = await steps.run("apply status", apply_status)
+        if body["status"] == obj.get("status"):
+            # It says so already: no write (a spec change landing meanwhile has its own event).
+            state.last_resource_version = obj["metadata"]["resourceVersion"]
+        else:
+            # Written only onto the version we read, or a spec change landing meanwhile would look reconciled.
+            body["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+            state.last_resource_version = await steps.run("apply status", apply_status)
     except errors.OperatorError as failure:
         logger.warning("could not write status of %s: %s", ctx.key(), failure)
     namespace, name = split_key(ctx.key())
