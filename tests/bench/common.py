@@ -36,6 +36,22 @@ def running_operator() -> Iterator[Stack]:
             stack.stop()
 
 
+INVOCATIONS = (
+    "SELECT status, count(*) AS n FROM sys_invocation "
+    "WHERE target_service_name = 'DeploymentReconciler' AND target_handler_name = 'reconcile' GROUP BY status"
+)
+
+
+def reconcile_invocations(admin: str) -> tuple[int, int]:
+    """(every reconcile invocation Restate knows, those of them scheduled for later: pending wake-ups).
+
+    Wake-ups count: each is an invocation, even one that only finds itself superseded."""
+    response = httpx.post(f"{admin}/query", json={"query": INVOCATIONS}, headers={"Accept": "application/json"})
+    response.raise_for_status()
+    counts = {row["status"]: int(row["n"]) for row in response.json()["rows"]}
+    return sum(counts.values()), counts.get("scheduled", 0)
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]

@@ -24,14 +24,18 @@ import httpx
 from devstack.images import BENCH_IMAGE
 from devstack.operator import Operator
 from devstack.stack import Stack
-from tests.bench.common import Api, ReadyWatch, cpu_seconds, record, rss_mb, running_stack_and_operator
+from tests.bench.common import (
+    Api,
+    ReadyWatch,
+    cpu_seconds,
+    reconcile_invocations,
+    record,
+    rss_mb,
+    running_stack_and_operator,
+)
 from tests.bench.operator_cost import RSDS, counter_total, rsd_path
 
 NAMESPACE = "scale"
-INVOCATIONS = (
-    "SELECT status, count(*) AS n FROM sys_invocation "
-    "WHERE target_service_name = 'DeploymentReconciler' AND target_handler_name = 'reconcile' GROUP BY status"
-)
 
 
 def bench_rsd(i: int, version: str, admin: str) -> dict[str, Any]:
@@ -64,14 +68,6 @@ def apiserver_requests(api: Api) -> tuple[float, float]:
             if any(f'verb="{verb}"' in line for verb in ("POST", "PUT", "PATCH", "DELETE", "APPLY")):
                 writes += value
     return total, writes
-
-
-def reconcile_invocations(admin: str) -> tuple[int, int]:
-    """(every reconcile invocation Restate knows, those of them scheduled for later: pending wake-ups)."""
-    response = httpx.post(f"{admin}/query", json={"query": INVOCATIONS}, headers={"Accept": "application/json"})
-    response.raise_for_status()
-    counts = {row["status"]: int(row["n"]) for row in response.json()["rows"]}
-    return sum(counts.values()), counts.get("scheduled", 0)
 
 
 def snapshot(stack: Stack, operator: Operator, api: Api) -> dict[str, float]:
