@@ -102,10 +102,13 @@ def cluster_member_target(obj: Obj) -> Target | None:
 
 
 def version_endpoints_target(obj: Obj) -> Target | None:
-    """A version Service's EndpointSlice (endpoints became ready) -> its RestateDeployment."""
-    meta = obj["metadata"]
-    owner = (meta.get("labels") or {}).get("restate.dev/owned-by")
-    return Target("RestateDeployment", contract.object_key(meta.get("namespace"), owner)) if owner else None
+    """A version Service's EndpointSlice (endpoints became ready) -> its RestateDeployment. The stable
+    Service's (named like the resource) maps to none: no reconcile reads its endpoints."""
+    labels = obj["metadata"].get("labels") or {}
+    owner = labels.get("restate.dev/owned-by")
+    if not owner or labels.get("kubernetes.io/service-name") == owner:
+        return None
+    return Target("RestateDeployment", contract.object_key(obj["metadata"].get("namespace"), owner))
 
 
 def knative_target(obj: Obj) -> Target | None:

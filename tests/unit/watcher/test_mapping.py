@@ -164,6 +164,8 @@ def test_version_endpoint_slices_map_to_their_deployment_by_the_copied_service_l
     slice_ = labelled("EndpointSlice", "team", {"restate.dev/owned-by": "svc", "kubernetes.io/service-name": "svc-4b5"})
     assert target_of(slice_) == Target("RestateDeployment", "team/svc")
     assert target_of(labelled("EndpointSlice", "team", {"kubernetes.io/service-name": "other"})) is None
+    stable = labelled("EndpointSlice", "team", {"restate.dev/owned-by": "svc", "kubernetes.io/service-name": "svc"})
+    assert target_of(stable) is None  # the stable Service's: no reconcile reads them
 
 
 def test_labelled_watches_select_only_what_their_mapping_can_use() -> None:
