@@ -73,6 +73,11 @@ SELF_REGISTERED = Gauge(
 # Watcher
 WATCH_EVENTS = Counter("restate_watcher_events", "Watch events seen.", ["kind", "type"])
 FORWARDED = Counter("restate_watcher_forwarded", "Reconcile requests forwarded to Restate.", ["kind", "reason"])
+CHILD_EVENTS_DROPPED = Counter(
+    "restate_watcher_child_events_dropped",
+    "Child events not forwarded: nothing a reconcile decides on changed (our own writes, status steps).",
+    ["kind"],
+)
 FORWARD_ERRORS = Counter("restate_watcher_forward_errors", "Forwards that failed (and were retried).", ["kind"])
 WATCH_RESTARTS = Counter("restate_watcher_watch_restarts", "Watch streams restarted.", ["kind", "cause"])
 FORWARD_LAG = Histogram(

@@ -32,3 +32,9 @@ def merge(previous: list[Condition] | None, current: list[Condition], now: str) 
 
 def find(conditions: list[Condition] | None, type_: str) -> Condition | None:
     return next((c for c in conditions or [] if c.get("type") == type_), None)
+
+
+def ready_endpoints(endpoint_slice: dict[str, Any]) -> int:
+    """Endpoints of one EndpointSlice that are ready (an endpoint without conditions counts as ready, as
+    Kubernetes reads it). Both what a version's registration waits for and what the watcher compares."""
+    return sum(1 for e in endpoint_slice.get("endpoints") or [] if (e.get("conditions") or {}).get("ready", True))

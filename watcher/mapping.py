@@ -1,20 +1,25 @@
 """Pure: which watch events are worth forwarding, and to which reconciler key.
 
 Own custom resources are forwarded when something a reconcile reads changed (generation, labels,
-annotations, finalizers, deletion), never for status-only updates, which would loop on our own
-writes. Children are mapped to their controlling owner of one of our kinds and always forwarded:
-their status is what a reconcile waits for. Pods, claims and EndpointSlices, which a reconcile also
-waits for but which carry no ownerReference of ours, are mapped by the labels we give them.
+annotations, deletion, our finalizer gone), never for status-only updates nor for our finalizer
+appearing, which are our own writes. Children are mapped to their controlling owner of one of our
+kinds; Pods, claims and EndpointSlices, which a reconcile also waits for but which carry no
+ownerReference of ours, are mapped by the labels we give them. A child's event is forwarded when
+it can change what a reconcile decides (`child_news`): the state its controller maintains changed
+(at the precision a reconcile reads it), or someone other than us edited it. The echoes of our own
+applies, and status steps nobody waits for, are dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services import contract, kinds
+from services import contract, kinds, status
+from services.clients import kube
 
 Obj = dict[str, Any]
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=restate-operator"
@@ -52,15 +57,25 @@ def primary_target(obj: Obj) -> Target:
 
 
 def fingerprint(obj: Obj) -> tuple[Any, ...]:
-    """What a reconcile of our own resource depends on, besides its status."""
+    """What a reconcile of our own resource depends on, besides its status. Of the finalizers only
+    whether ours is missing: a reconcile reads them for nothing else (it adds ours)."""
     meta = obj["metadata"]
+    finalizer = kinds.BY_KIND[obj["kind"]].finalizer
     return (
         meta.get("generation"),
         tuple(sorted((meta.get("labels") or {}).items())),
         tuple(sorted((meta.get("annotations") or {}).items())),
-        tuple(meta.get("finalizers") or ()),
         meta.get("deletionTimestamp"),
+        finalizer not in (meta.get("finalizers") or ()),
     )
+
+
+def primary_news(previous: tuple[Any, ...] | None, now: tuple[Any, ...]) -> bool:
+    """Whether a change of our own resource's fingerprint needs a reconcile: any change but our
+    finalizer appearing alone, which is the echo of the finalizer a reconcile just added."""
+    if previous is None:
+        return True
+    return previous != now and (*previous[:-1], False) != now
 
 
 def owner_target(obj: Obj, watched: tuple[str, ...]) -> Target | None:
@@ -87,10 +102,13 @@ def cluster_member_target(obj: Obj) -> Target | None:
 
 
 def version_endpoints_target(obj: Obj) -> Target | None:
-    """A version Service's EndpointSlice (endpoints became ready) -> its RestateDeployment."""
-    meta = obj["metadata"]
-    owner = (meta.get("labels") or {}).get("restate.dev/owned-by")
-    return Target("RestateDeployment", contract.object_key(meta.get("namespace"), owner)) if owner else None
+    """A version Service's EndpointSlice (endpoints became ready) -> its RestateDeployment. The stable
+    Service's (named like the resource) maps to none: no reconcile reads its endpoints."""
+    labels = obj["metadata"].get("labels") or {}
+    owner = labels.get("restate.dev/owned-by")
+    if not owner or labels.get("kubernetes.io/service-name") == owner:
+        return None
+    return Target("RestateDeployment", contract.object_key(obj["metadata"].get("namespace"), owner))
 
 
 def knative_target(obj: Obj) -> Target | None:
@@ -106,6 +124,106 @@ LABELLED: dict[str, tuple[str, Callable[[Obj], Target | None]]] = {
     "PersistentVolumeClaim": (CLUSTER_MEMBER_SELECTOR, cluster_member_target),
     "EndpointSlice": (VERSION_ENDPOINTS_SELECTOR, version_endpoints_target),
 }
+
+
+# --- children: which of their events can change what a reconcile decides ---
+
+Write = tuple[str, str, str, str]  # managedFields entry: manager, operation, subresource, time
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the watcher remembers of a child between two of its events."""
+
+    state: Hashable  # what reconciles read of the state its controller maintains
+    body: str  # digest of everything else: spec, labels, annotations, owners, deletion
+    writes: frozenset[Write]
+
+
+def replica_set_state(rs: Obj) -> Hashable:
+    """A ReplicaSet as a reconcile decides on it: ready and available pods, and whether all of them
+    are (the controller saw the latest spec). Pods created but not ready yet, and the controller
+    catching up with a spec nobody waits on, decide nothing; the next pass reports their counts."""
+    spec, st, meta = rs.get("spec") or {}, rs.get("status") or {}, rs["metadata"]
+    ready, available = st.get("readyReplicas", 0), st.get("availableReplicas", 0)
+    wanted = spec.get("replicas", 1)
+    settled = st.get("observedGeneration", 0) >= meta.get("generation", 0) and min(ready, available) >= wanted
+    return ready, available, settled
+
+
+# kind -> (its state as reconciles read it, that state before its controller touched it).
+# Other kinds: their whole status, and any event of an object someone other than us wrote is news.
+STATES: dict[str, tuple[Callable[[Obj], Hashable], Hashable]] = {
+    "ReplicaSet": (replica_set_state, (0, 0, False)),
+    "EndpointSlice": (status.ready_endpoints, 0),
+}
+CONTROLLER_OWNED = frozenset({"EndpointSlice"})  # written by their controller only: edits are its state
+NOISE = frozenset({"resourceVersion", "managedFields", "generation"})
+
+
+def ours(manager: str) -> bool:
+    """Our field managers: the operator's own and its per-purpose ones (`restate-operator/scale`, ...)."""
+    return manager == kube.FIELD_MANAGER or manager.startswith(kube.FIELD_MANAGER + "/")
+
+
+def seen(obj: Obj) -> Seen:
+    meta = obj["metadata"]
+    state_of, _ = STATES.get(obj["kind"], (lambda o: json.dumps(o.get("status"), sort_keys=True), None))
+    rest = {k: v for k, v in obj.items() if k != "status"}
+    rest["metadata"] = {k: v for k, v in meta.items() if k not in NOISE}
+    writes = frozenset(
+        (m.get("manager", ""), m.get("operation", ""), m.get("subresource", ""), m.get("time", ""))
+        for m in meta.get("managedFields") or []
+    )
+    body = hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return Seen(state_of(obj), body, writes)
+
+
+def child_news(kind: str, previous: Seen | None, now: Seen) -> str | None:
+    """Why a child's ADDED or MODIFIED event needs a reconcile of its owner, or None when it cannot
+    change what one decides. (Deletions: `deleted_news`.)
+
+    Guarantees: forwarded are a change of the state reconciles read (`STATES`, else the whole
+    status), an edit by anyone but us, and the first sight of an object someone else wrote (what a
+    relist shows after a gap). Dropped: our own applies coming back, and status steps nobody waits for.
+    Assumptions: the apiserver stamps the writer's managedFields entry with the time of each write
+    that changed the object (Apply always; Update when it set a field), in whole seconds.
+    Caveats: an edit is taken for our echo only when our entries are the only ones whose stamp moved
+    since the last event: a hand edit in the same second as an earlier one of the same manager is
+    forwarded (costs a pass, loses nothing); a hand edit that only removes fields stamps nothing and
+    is forwarded as long as it is seen as its own event, but one hidden in a watch gap behind a
+    write of ours waits for the periodic resync."""
+    state_of = STATES.get(kind)
+    if previous is None:
+        if state_of is not None:
+            if now.state != state_of[1]:
+                return "state"
+            if kind in CONTROLLER_OWNED:
+                return None
+        others = sorted({w[0] for w in now.writes if not ours(w[0])})
+        return f"first seen, written by {', '.join(others)}" if others or not now.writes else None
+    if now.state != previous.state:
+        return "state"
+    if kind in CONTROLLER_OWNED or now.body == previous.body:
+        return None
+    moved = {w[0] for w in now.writes - previous.writes}
+    if moved and all(ours(m) for m in moved):
+        return None  # our own write coming back
+    return f"edited by {', '.join(sorted(m for m in moved if not ours(m))) or 'someone (no stamp moved)'}"
+
+
+def deleted_news(obj: Obj) -> str | None:
+    """Why a child's deletion needs a reconcile of its owner, or None when nothing it decides on went.
+
+    An EndpointSlice matters only with ready endpoints (its count drops). A ReplicaSet at zero
+    replicas has no pod to serve or drain: it is a drained version, deleted by the pass that trims the
+    history. Caveat: the desired version of a resource whose spec asks for zero replicas, deleted by
+    hand, is re-created by the periodic resync rather than at once. Any other deletion is news."""
+    if obj["kind"] == "EndpointSlice":
+        return "deleted with ready endpoints" if status.ready_endpoints(obj) else None
+    if obj["kind"] == "ReplicaSet" and (obj.get("spec") or {}).get("replicas", 1) == 0:
+        return None
+    return "deleted"
 
 
 # --- references: a resource that names another is reconciled when that one changes ---

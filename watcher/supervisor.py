@@ -12,7 +12,7 @@ import httpx
 import hypercorn.asyncio
 import hypercorn.config
 
-from services import kinds
+from services import kinds, metrics
 from services.clients import permissions
 from services.clients.kube import Kube
 from services.kinds import RESOURCES
@@ -36,6 +36,7 @@ class Watcher:
         self.known: dict[str, mapping.Target] = {}  # uid -> target, for resyncs
         self.references: dict[mapping.Target, frozenset[mapping.Ref]] = {}  # what each resource names
         self.readiness: dict[str, str | None] = {}  # uid -> Ready status, for dependants
+        self.children: dict[str, mapping.Seen] = {}  # uid -> what its last event showed, mapped children only
         self.listed: set[str] = set()
 
     def on_primary(self, event: str, obj: Obj) -> None:
@@ -54,9 +55,9 @@ class Watcher:
         self.references[target] = mapping.references(obj)
         self.readiness[uid] = ready
         fingerprint = mapping.fingerprint(obj)
-        if self.fingerprints.get(uid) == fingerprint:
-            return  # status-only (or no-op) change: mostly our own status writes
-        self.fingerprints[uid] = fingerprint
+        previous, self.fingerprints[uid] = self.fingerprints.get(uid), fingerprint
+        if not mapping.primary_news(previous, fingerprint):
+            return  # status-only (or no-op) change, or our finalizer added: our own writes
         self.forwarder.submit(mapping.Forward(target, "spec", mapping.trigger_of(obj), mapping.event_key(obj, "spec")))
 
     def on_secret(self, event: str, obj: Obj) -> None:
@@ -68,20 +69,37 @@ class Watcher:
             self._forward_child(event, obj, target)
 
     def on_child(self, event: str, obj: Obj) -> None:
-        self._forward_child(event, obj, mapping.owner_target(obj, self.settings.kinds))
+        self._on_child_event(event, obj, mapping.owner_target(obj, self.settings.kinds))
 
     def on_knative(self, event: str, obj: Obj) -> None:
-        self._forward_child(event, obj, mapping.knative_target(obj))
+        self._on_child_event(event, obj, mapping.knative_target(obj))
 
     def on_labelled(self, event: str, obj: Obj) -> None:
         _, target_of = mapping.LABELLED[obj["kind"]]
-        self._forward_child(event, obj, target_of(obj))
+        self._on_child_event(event, obj, target_of(obj))
 
-    def _forward_child(self, event: str, obj: Obj, target: mapping.Target | None) -> None:
+    def _on_child_event(self, event: str, obj: Obj, target: mapping.Target | None) -> None:
+        """Forward what can change a reconcile's decision (`mapping.child_news`); say why in the trigger."""
+        if target is None or target.kind not in self.settings.kinds:
+            return
+        uid = obj["metadata"]["uid"]
+        if event == "DELETED":
+            self.children.pop(uid, None)
+            why = mapping.deleted_news(obj)
+        else:
+            now = mapping.seen(obj)
+            why = mapping.child_news(obj["kind"], self.children.get(uid), now)
+            self.children[uid] = now
+        if why is None:
+            logger.debug("not forwarded: %s %s (nothing a reconcile decides on)", event, mapping.trigger_of(obj))
+            metrics.CHILD_EVENTS_DROPPED.labels(kind=obj["kind"]).inc()
+            return
+        self._forward_child(event, obj, target, why)
+
+    def _forward_child(self, event: str, obj: Obj, target: mapping.Target | None, why: str = "") -> None:
         if target is not None and target.kind in self.settings.kinds:
-            self.forwarder.submit(
-                mapping.Forward(target, "child", f"{event} {mapping.trigger_of(obj)}", mapping.event_key(obj, "child"))
-            )
+            trigger = f"{event} {mapping.trigger_of(obj)}" + (f" ({why})" if why else "")
+            self.forwarder.submit(mapping.Forward(target, "child", trigger, mapping.event_key(obj, "child")))
 
     def resync(self) -> None:
         key = mapping.resync_key(time.time(), self.settings.resync_seconds)

@@ -11,7 +11,8 @@ retries and durable timers. The `reconcile` handler:
 
 Guarantees: every side effect is a journaled step (`steps`: never repeated once it succeeded, even
 across crashes of the services process or of Restate); an invocation never waits unboundedly
-(waiting is a delayed self-send, superseded by later ones); permanent errors set Degraded and emit a
+(waiting is one pending delayed self-send; a pass that needs an
+earlier one supersedes it, one that can wait as long keeps it); permanent errors set Degraded and emit a
 Warning Event once, and are retried only on the next change or periodic resync; transient errors are
 retried a few times inside the step, then the resource is woken up again later (`on_failure`).
 Assumptions: several requests may arrive for one change (watcher replicas, resyncs): a `spec`
@@ -77,6 +78,7 @@ class ObjectState(BaseModel):
     message: str | None = None
     degraded: str | None = None
     wakeup_token: str | None = None
+    wakeup_at: float | None = None  # when the wake-up of `wakeup_token` is due (seconds since the epoch)
     reconciles: int = 0
     last_reconciled_at: str | None = None
     delete_requested: bool = False
@@ -208,15 +210,17 @@ async def _reconcile(
 ) -> ReconcileResult:
     kind = reconciler.kind
     state = await ctx.get(STATE, type_hint=ObjectState) or ObjectState()
-    if request.reason == "wakeup" and request.wakeup != state.wakeup_token:
-        return ReconcileResult(action="skipped", reason="SupersededWakeup")
+    if request.reason == "wakeup":
+        if request.wakeup != state.wakeup_token:
+            return ReconcileResult(action="skipped", reason="SupersededWakeup")
+        state.wakeup_token = state.wakeup_at = None  # this is it: none is pending any more
     namespace, name = split_key(ctx.key())
     steps = Steps(ctx, connections)
     try:
         obj = await steps.get(kind.resource, name, namespace)
     except errors.OperatorError as failure:
         outcome, _ = on_failure(state, failure)
-        return _schedule(ctx, state, handler, outcome, "failed")
+        return await _schedule(ctx, state, handler, outcome, "failed")
     if obj is None:
         metrics.forget_resource(kind.kind, namespace or "", name)
         ctx.clear_all()
@@ -242,7 +246,7 @@ async def _reconcile(
         (outcome, degraded), action = on_failure(state, failure), "failed"
     await _write_status(ctx, state, steps, obj, outcome, degraded)
     state.reconciles += 1
-    return _schedule(ctx, state, handler, outcome, action)
+    return await _schedule(ctx, state, handler, outcome, action)
 
 
 async def _finalize(
@@ -276,7 +280,7 @@ async def _finalize(
     await _write_status(ctx, state, steps, obj, outcome, degraded)
     if outcome.requeue_after is None:
         outcome.requeue_after = TRANSIENT_RETRY_SECONDS
-    return _schedule(ctx, state, handler, outcome, action)
+    return await _schedule(ctx, state, handler, outcome, action)
 
 
 def on_failure(state: ObjectState, failure: errors.OperatorError) -> tuple[Outcome, str | None]:
@@ -348,9 +352,13 @@ async def _write_status(
                 return None  # our status describes an old spec: the change's own event reconciles it
             return str(applied["metadata"]["resourceVersion"])
 
-        # Written only onto the version we read, or a spec change landing meanwhile would look reconciled.
-        body["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
-        state.last_resource_version = await steps.run("apply status", apply_status)
+        if body["status"] == obj.get("status"):
+            # It says so already: no write (a spec change landing meanwhile has its own event).
+            state.last_resource_version = obj["metadata"]["resourceVersion"]
+        else:
+            # Written only onto the version we read, or a spec change landing meanwhile would look reconciled.
+            body["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+            state.last_resource_version = await steps.run("apply status", apply_status)
     except errors.OperatorError as failure:
         logger.warning("could not write status of %s: %s", ctx.key(), failure)
     namespace, name = split_key(ctx.key())
@@ -362,22 +370,32 @@ async def _write_status(
     state.last_reconciled_at = now
 
 
-def _schedule(
+def pending_wakeup_suffices(state: ObjectState, now: float, delay: float) -> bool:
+    """Whether the wake-up already pending comes no later than one `delay` from `now` would.
+
+    Then no new one is sent: each send is one more invocation, and it would only supersede the
+    pending one, which still runs (to be skipped). A pass that comes early is harmless (level-based)."""
+    return state.wakeup_token is not None and state.wakeup_at is not None and state.wakeup_at <= now + delay
+
+
+async def _schedule(
     ctx: restate.ObjectContext, state: ObjectState, handler: Any, outcome: Outcome, action: Any
 ) -> ReconcileResult:
-    """Persist state and, when waiting, one delayed self-send that supersedes any earlier one."""
+    """Persist state and, when waiting, one delayed self-send that supersedes any later one."""
     if outcome.requeue_after is not None:
         delay = max(1.0, outcome.requeue_after)
-        token = str(ctx.uuid())
-        state.wakeup_token = token
-        ctx.object_send(
-            handler,
-            key=ctx.key(),
-            arg=ReconcileRequest(reason="wakeup", wakeup=token),
-            send_delay=timedelta(seconds=delay),
-        )
+        now = await ctx.time()
+        if not pending_wakeup_suffices(state, now, delay):
+            token = str(ctx.uuid())
+            state.wakeup_token, state.wakeup_at = token, now + delay
+            ctx.object_send(
+                handler,
+                key=ctx.key(),
+                arg=ReconcileRequest(reason="wakeup", wakeup=token),
+                send_delay=timedelta(seconds=delay),
+            )
     else:
-        state.wakeup_token = None
+        state.wakeup_token = state.wakeup_at = None
     ctx.set(STATE, state)
     return ReconcileResult(
         action=action, reason=outcome.reason, message=outcome.message, requeue_after_seconds=outcome.requeue_after

@@ -151,6 +151,8 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
     seen = await _observe_desired(steps, rsd, spec, rollout, report, target, configuration, revision, route)
     desired = phases.next_phase(rollout.versions[0], seen)
     latest = await _act(steps, rsd, spec, rollout, desired, admin, registered_url(url, target) if url else None)
+    if latest.deployment_id and any(isinstance(a, phases.Register) for a in desired.actions):
+        report.registered(latest.deployment_id, latest.services)
 
     async def act(transition: phases.Transition) -> Version:
         return await _act(steps, rsd, spec, rollout, transition, admin, None)

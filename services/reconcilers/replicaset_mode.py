@@ -17,9 +17,12 @@ Objects the resource does not control (a user's Service named like it) are never
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
+
+from pydantic import BaseModel
 
 from services import status as conditions
 from services.builders import deployment as build
@@ -41,6 +44,22 @@ SCALE_MANAGER = "restate-operator/scale"
 ANNOTATION_MANAGER = "restate-operator/deployment-id"
 PROPAGATE_MANAGER = "restate-operator/propagate-annotations"  # upstream's manager for the same annotations
 SERVICE_CONFLICT = "StableServiceConflict"
+APPLIED = "appliedServices"
+
+
+class AppliedServices(BaseModel):
+    """What this resource's Services were last applied as (state key `APPLIED`), so a pass that would
+    apply the same body onto an object nobody changed since skips the write: name -> [digest of the
+    body, the resourceVersion our apply left]. Holds only the Services the last pass wrote or kept."""
+
+    services: dict[str, list[str]] = {}
+
+
+class ServiceSeen(TypedDict):
+    """A Service as a pass finds it (journaled, so plain JSON)."""
+
+    resource_version: str
+    ours: bool  # controlled by this resource: we may write it
 
 
 # --- journaled actions (their bodies call clients; results stay small) ---
@@ -50,9 +69,7 @@ async def ready_endpoints(steps: Steps, namespace: str, service: str) -> int:
     slices = await (await steps.kube()).list(
         RESOURCES["EndpointSlice"], namespace, label_selector=f"kubernetes.io/service-name={service}"
     )
-    return sum(
-        1 for s in slices["items"] for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready", True)
-    )
+    return sum(conditions.ready_endpoints(s) for s in slices["items"])
 
 
 async def replica_sets(steps: Steps, namespace: str, owner_uid: str, desired: str | None) -> dict[str, ReplicaSetView]:
@@ -113,11 +130,35 @@ async def propagate_annotations(steps: Steps, namespace: str, name: str, annotat
     await (await steps.kube()).apply(obj, field_manager=PROPAGATE_MANAGER)
 
 
-async def service_is_ours(steps: Steps, rsd: Obj) -> bool:
-    """Whether the Service named like the resource is absent or controlled by it (so we may write it)."""
-    meta = rsd["metadata"]
-    current = await (await steps.kube()).get(RESOURCES["Service"], meta["name"], meta["namespace"])
-    return current is None or build.controlled_by(current, rsd)
+async def services_seen(steps: Steps, rsd: Obj, names: list[str]) -> dict[str, ServiceSeen]:
+    """Those of the Services `names` that exist: their resourceVersion, and whether `rsd` controls them."""
+    kube, namespace = await steps.kube(), rsd["metadata"]["namespace"]
+    found: dict[str, ServiceSeen] = {}
+    for name in names:
+        current = await kube.get(RESOURCES["Service"], name, namespace)
+        if current is not None:
+            found[name] = {
+                "resource_version": str(current["metadata"]["resourceVersion"]),
+                "ours": build.controlled_by(current, rsd),
+            }
+    return found
+
+
+def _digest(body: Obj) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+
+
+async def _apply_service(
+    steps: Steps, body: Obj, seen: ServiceSeen | None, last: AppliedServices, now: AppliedServices
+) -> None:
+    """Apply a Service of ours unless the last apply was of the same body and nobody wrote it since
+    (same resourceVersion): server-side apply would change nothing. Absent, edited or rebuilt: applied."""
+    name, digest = body["metadata"]["name"], _digest(body)
+    if seen is not None and last.services.get(name) == [digest, seen["resource_version"]]:
+        now.services[name] = last.services[name]
+        return
+    applied = await steps.apply(body)
+    now.services[name] = [digest, str(applied["metadata"]["resourceVersion"])]
 
 
 # --- the pass ---
@@ -153,13 +194,18 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
     adopt(rollout, found.values(), report, drain_delay, now)
     versions.make_desired(rollout, rsd, desired_name, hash_, now, pinned=pinned)
     replica_set_uid = await _ensure_replica_set(steps, rsd, hash_, existing, spec.replicas, in_process)
-    await steps.apply(build.version_service(rsd, hash_, replica_set_uid))
+    services = await steps.run("check Services", services_seen, steps, rsd, [desired_name, meta["name"]])
+    last, applied = await ctx.get(APPLIED, type_hint=AppliedServices) or AppliedServices(), AppliedServices()
+    version_service = build.version_service(rsd, hash_, replica_set_uid)
+    await _apply_service(steps, version_service, services.get(desired_name), last, applied)
     pods = _pods(existing, spec.replicas)
 
     await _restore_lost(steps, rsd, rollout, found, spec.replicas, in_process)
     seen = await _observe_desired(steps, rsd, spec, rollout, pods, report)
     desired = phases.next_phase(rollout.versions[0], seen)
     latest = await _act(steps, rsd, spec, rollout, desired, target, found)
+    if latest.deployment_id and any(isinstance(a, phases.Register) for a in desired.actions):
+        report.registered(latest.deployment_id, latest.services)
     routed = versions.routed(rollout)
 
     async def act(transition: phases.Transition) -> Version:
@@ -175,7 +221,9 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
         replicas=spec.replicas,
         scales=True,
     )
-    conflict = await _stable_service(steps, rsd, hash_ if routed else _serving_hash(rollout, hash_))
+    stable_hash = hash_ if routed else _serving_hash(rollout, hash_)
+    conflict = await _stable_service(steps, rsd, stable_hash, services.get(meta["name"]), last, applied)
+    ctx.set(APPLIED, applied)
 
     async def delete(version: Version) -> None:
         await steps.run(f"delete {version.name}", delete_version, steps, namespace, version.name)
@@ -385,12 +433,14 @@ async def _ensure_replica_set(
     return existing["uid"]
 
 
-async def _stable_service(steps: Steps, rsd: Obj, hash_: str) -> dict[str, Any] | None:
+async def _stable_service(
+    steps: Steps, rsd: Obj, hash_: str, seen: ServiceSeen | None, last: AppliedServices, now: AppliedServices
+) -> dict[str, Any] | None:
     """Apply `<rsd>` when it is absent or ours. Someone else's Service of that name is left untouched:
     returns the condition saying so (with a Warning Event the first time)."""
     meta = rsd["metadata"]
-    if await steps.run(f"check Service {meta['name']}", service_is_ours, steps, rsd):
-        await steps.apply(build.stable_service(rsd, hash_))
+    if seen is None or seen["ours"]:
+        await _apply_service(steps, build.stable_service(rsd, hash_), seen, last, now)
         return None
     message = (
         f"Service {meta['namespace']}/{meta['name']} exists and is not controlled by this RestateDeployment, so it "

@@ -69,6 +69,14 @@ class DrainReport:
     def exists(self, deployment_id: str | None) -> bool:
         return deployment_id is not None and deployment_id in self.deployments
 
+    def registered(self, deployment_id: str, services: Iterable[str]) -> None:
+        """Account for a registration made after the report was read: the new deployment is the
+        latest for each of its services. Without it, the status of the pass that registers would
+        still name the old version as latest for them, until some later pass looked again."""
+        self.deployments.add(deployment_id)
+        for service in services:
+            self.latest[service] = deployment_id
+
     def routes(self, deployment_id: str) -> list[str]:
         """Services whose new invocations go to this deployment."""
         return sorted(s for s, d in self.latest.items() if d == deployment_id)

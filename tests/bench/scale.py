@@ -15,12 +15,15 @@ Heavy for 2 shared cores: compare runs of the same machine only.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import subprocess
 import time
 from typing import Any
 
 import httpx
 
+from devstack import control_plane
 from devstack.operator import Operator
 from devstack.stack import Stack
 from tests import light
@@ -82,6 +85,15 @@ def phase(label: str, n: int, before: dict[str, float], after: dict[str, float])
     return figures
 
 
+def make_room(stack: Stack, pods: int) -> None:
+    """Enough simulated nodes for `pods` (each holds 110, `control_plane.kwok_node`): past 220
+    pods the stack's two nodes leave the rest Pending, and those resources never become Ready."""
+    cp = stack.control_plane
+    capacity = int(str(control_plane.kwok_node("probe")["status"]["capacity"]["pods"]))  # type: ignore[index]
+    for i in range(cp.nodes, math.ceil(pods / capacity)):
+        cp.kubectl("apply", "-f", "-", input=json.dumps(control_plane.kwok_node(f"kwok-node-{i}")))
+
+
 def deployments(admin: str) -> int:
     return len(httpx.get(f"{admin}/deployments").json()["deployments"])
 
@@ -90,6 +102,7 @@ def one_scale(n: int) -> dict[str, Any]:
     with running_stack_and_operator() as (stack, operator):
         api, admin = Api(stack), stack.restate.admin_url
         api.create_namespace(NAMESPACE)
+        make_room(stack, 2 * n + 10)  # a rollout runs both versions' pods at once
         watch = ReadyWatch(stack, RSDS)
         ready_at: dict[str, list[float]] = {}
         try:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from services import errors
-from services.reconcilers.engine import DEGRADED_AFTER, MAX_TRANSIENT_RETRY_SECONDS, ObjectState, on_failure
+from services.reconcilers.engine import (
+    DEGRADED_AFTER,
+    MAX_TRANSIENT_RETRY_SECONDS,
+    ObjectState,
+    on_failure,
+    pending_wakeup_suffices,
+)
 
 
 def failed(error: errors.OperatorError, step: str) -> errors.OperatorError:
@@ -29,3 +35,14 @@ def test_transient_failures_back_off_and_degrade_when_they_persist() -> None:
         assert (outcome.reason, outcome.message) == ("TransientError", "apply: HTTP 500 (retrying)")
     assert delays == [30, 60, 120, 240, 480, MAX_TRANSIENT_RETRY_SECONDS, MAX_TRANSIENT_RETRY_SECONDS]
     assert degraded == [i + 1 >= DEGRADED_AFTER for i in range(7)]
+
+
+def test_a_pending_wakeup_that_comes_no_later_is_kept_and_a_later_one_is_replaced() -> None:
+    pending = ObjectState(wakeup_token="t1", wakeup_at=130.0)
+    assert pending_wakeup_suffices(pending, now=100.0, delay=30.0)  # due exactly then
+    assert pending_wakeup_suffices(pending, now=140.0, delay=5.0)  # overdue: queued behind this pass, runs next
+    assert not pending_wakeup_suffices(pending, now=100.0, delay=5.0)  # too late for this pass: a new one
+    assert not pending_wakeup_suffices(ObjectState(), now=100.0, delay=30.0)  # none pending
+    assert not pending_wakeup_suffices(
+        ObjectState(wakeup_token="t0"), now=100.0, delay=30.0
+    )  # due unknown (older state)

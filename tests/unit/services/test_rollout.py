@@ -233,3 +233,11 @@ def test_making_a_version_desired_records_why_once() -> None:
     assert v1.cause == "spec generation 3", "a version brought back by the spec says so"
     rollout.make_latest("svc-h1", "h1", now=4, cause="spec generation 4")
     assert v1.cause == "spec generation 3", "staying the desired version changes nothing"
+
+
+def test_a_registration_in_the_pass_makes_the_new_deployment_latest_for_its_services_only() -> None:
+    report = DrainReport(deployments={"dp_v1"}, latest={"Versioned": "dp_v1", "VersionedSide": "dp_v1"})
+    report.registered("dp_v2", ["Versioned"])
+    assert report.routes("dp_v1") == ["VersionedSide"]
+    assert report.routes("dp_v2") == ["Versioned"]
+    assert report.exists("dp_v2")

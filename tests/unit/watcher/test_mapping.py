@@ -51,12 +51,29 @@ def test_status_only_changes_keep_the_fingerprint() -> None:
         pytest.param({"generation": 2}, id="spec"),
         pytest.param({"labels": {"a": "b"}}, id="labels"),
         pytest.param({"annotations": {"a": "b"}}, id="annotations"),
-        pytest.param({"finalizers": ["x"]}, id="finalizers"),
+        pytest.param({"finalizers": []}, id="our-finalizer-removed"),
         pytest.param({"deletionTimestamp": "2026-01-01T00:00:00Z"}, id="deletion"),
     ],
 )
-def test_changes_a_reconcile_depends_on_change_the_fingerprint(change: dict[str, Any]) -> None:
-    assert mapping.fingerprint(rce()) != mapping.fingerprint(rce(**change))
+def test_changes_a_reconcile_depends_on_are_news(change: dict[str, Any]) -> None:
+    before = mapping.fingerprint(rce(finalizers=[FINALIZER]))
+    after = mapping.fingerprint(rce(**{"finalizers": [FINALIZER], **change}))
+    assert mapping.primary_news(before, after)
+
+
+FINALIZER = "cloudenvironments.restate.dev"
+
+
+def test_our_finalizer_appearing_alone_is_the_echo_of_our_own_write() -> None:
+    before, after = mapping.fingerprint(rce()), mapping.fingerprint(rce(finalizers=[FINALIZER]))
+    assert not mapping.primary_news(before, after)
+    assert mapping.primary_news(before, mapping.fingerprint(rce(finalizers=[FINALIZER], generation=2)))
+    assert mapping.primary_news(None, after)  # first sight: always
+
+
+def test_someone_elses_finalizer_is_not_news() -> None:
+    before = mapping.fingerprint(rce(finalizers=[FINALIZER]))
+    assert not mapping.primary_news(before, mapping.fingerprint(rce(finalizers=[FINALIZER, "x"])))
 
 
 def test_child_maps_to_its_controlling_owner_of_a_watched_kind() -> None:
@@ -147,6 +164,8 @@ def test_version_endpoint_slices_map_to_their_deployment_by_the_copied_service_l
     slice_ = labelled("EndpointSlice", "team", {"restate.dev/owned-by": "svc", "kubernetes.io/service-name": "svc-4b5"})
     assert target_of(slice_) == Target("RestateDeployment", "team/svc")
     assert target_of(labelled("EndpointSlice", "team", {"kubernetes.io/service-name": "other"})) is None
+    stable = labelled("EndpointSlice", "team", {"restate.dev/owned-by": "svc", "kubernetes.io/service-name": "svc"})
+    assert target_of(stable) is None  # the stable Service's: no reconcile reads them
 
 
 def test_labelled_watches_select_only_what_their_mapping_can_use() -> None:
