@@ -477,27 +477,33 @@ def test_bootstrap_settings_reach_config_and_pod(helm: Helm) -> None:
     assert default["checksum/config"] != changed["checksum/config"]
 
 
-def test_bootstrap_config_is_accepted_by_restate_server(default: list[Obj], tmp_path: Path) -> None:
-    """restate-server 1.7.12 itself loads the rendered config (and the signing-key setting) without complaint."""
+def dump_config(rendered: list[Obj], tmp_path: Path, env: dict[str, str] | None = None) -> tuple[Obj, str]:
+    """The rendered bootstrap config as restate-server 1.7.12 itself loads it (`--dump-config`),
+    and everything it printed (for warnings)."""
     tools.require_restate()
     path = tmp_path / "config.toml"
-    path.write_text(find(default, "ConfigMap", "restate-bootstrap-config")["data"]["config.toml"])
-    sts = find(default, "StatefulSet", "restate")
-    env = {k: v for k, v in env_of(sts).items() if isinstance(v, str) and k.startswith("RESTATE_WORKER")}
+    path.write_text(find(rendered, "ConfigMap", "restate-bootstrap-config")["data"]["config.toml"])
     result = subprocess.run(
         [str(tools.restate_server_bin()), "--config-file", str(path), "--dump-config"],
-        env={"PATH": os.environ.get("PATH", ""), **env},
+        env={"PATH": os.environ.get("PATH", ""), **(env or {})},
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    dumped = tomllib.loads(result.stdout[result.stdout.index("roles") :])
+    return tomllib.loads(result.stdout[result.stdout.index("roles") :]), result.stdout + result.stderr
+
+
+def test_bootstrap_config_is_accepted_by_restate_server(default: list[Obj], tmp_path: Path) -> None:
+    """restate-server 1.7.12 itself loads the rendered config (and the signing-key setting) without complaint."""
+    sts = find(default, "StatefulSet", "restate")
+    env = {k: v for k, v in env_of(sts).items() if isinstance(v, str) and k.startswith("RESTATE_WORKER")}
+    dumped, output = dump_config(default, tmp_path, env)
     assert dumped["cluster-name"] == "restate-operator"
     assert dumped["default-num-partitions"] == 4
     assert dumped["worker"]["invoker"]["request-identity-private-key-pem-file"] == "/etc/restate-identity/private.pem"
-    assert "deprecated" not in result.stdout + result.stderr
+    assert "deprecated" not in output
 
 
 HA_VALUES = tools.REPO / "examples" / "values-ha.yaml"
@@ -571,22 +577,10 @@ def test_ha_disruption_budget_lets_one_restate_node_go_at_a_time(helm: Helm, def
 
 
 def test_ha_config_is_accepted_by_restate_server(ha: list[Obj], tmp_path: Path) -> None:
-    tools.require_restate()
-    path = tmp_path / "config.toml"
-    path.write_text(find(ha, "ConfigMap", "restate-bootstrap-config")["data"]["config.toml"])
-    result = subprocess.run(
-        [str(tools.restate_server_bin()), "--config-file", str(path), "--dump-config"],
-        env={"PATH": os.environ.get("PATH", "")},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    dumped = tomllib.loads(result.stdout[result.stdout.index("roles") :])
+    dumped, output = dump_config(ha, tmp_path)
     assert dumped["auto-provision"] is False
     assert dumped["metadata-client"]["addresses"] == [f"{node}/" for node in NODES]
-    assert "deprecated" not in result.stdout + result.stderr
+    assert "deprecated" not in output
 
 
 def peers_of(policy: Obj) -> dict[int, list[Obj] | None]:
