@@ -29,10 +29,10 @@ from typing import Any, Protocol
 import httpx
 
 from devstack import procs
-from devstack.images import VERSIONED_IMAGE
 from devstack.operator import Operator
 from devstack.stack import Stack
-from tests.e2e.versioned import NAME, call, deployments, namespace_for, output, phases, pinned, wait_ready
+from tests.e2e.test_rollout import latest_name, rsd
+from tests.e2e.versioned import call, deployments, namespace_for, output, phases, pinned, wait_ready
 from tests.helpers import apply
 
 Obj = dict[str, Any]
@@ -114,38 +114,12 @@ def routed_to(stack: Stack, version: str) -> bool:
     return answer.status_code == 200 and answer.json() == version
 
 
-def rsd(namespace: str, tag: str, admin_url: str, image: str) -> Obj:
-    return {
-        "apiVersion": "restate.dev/v1beta1",
-        "kind": "RestateDeployment",
-        "metadata": {"name": NAME, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "revisionHistoryLimit": 2,
-            "template": {
-                "metadata": {"labels": {"app": NAME}},
-                "spec": {
-                    "containers": [
-                        {"name": NAME, "image": f"{image}:{tag}", "ports": [{"name": "restate", "containerPort": 9080}]}
-                    ]
-                },
-            },
-            "restate": {"register": {"url": admin_url}, "drainDelaySeconds": 1},
-        },
-    }
-
-
 def record(result: dict[str, object]) -> None:
     """Print a scenario's figures; `make chaos` (CHAOS_RESULTS) collects them for docs/reliability.md."""
     print(f"chaos: {json.dumps(result)}")
     if path := os.environ.get("CHAOS_RESULTS"):
         with Path(path).open("a") as out:
             out.write(json.dumps(result) + "\n")
-
-
-def latest(obj: Obj) -> str:
-    versions = (obj.get("status") or {}).get("versions") or []
-    return str(next(v["name"] for v in versions if v["phase"] == "Latest"))
 
 
 class Proxy(Protocol):
@@ -169,8 +143,8 @@ def rollout_under_fault(operator: Operator, proxy: Proxy, fault: Any, window: fl
     invariant, that the services stayed healthy and that the fault was met; returns the figures."""
     stack = operator.stack
     with namespace_for(stack, "chaos", timeout=120) as ns:
-        apply(stack, rsd(ns, "v1", admin_url, VERSIONED_IMAGE))
-        v1 = latest(wait_ready(stack, ns, timeout=90))
+        apply(stack, rsd(ns, "v1", stack, register={"url": admin_url}))
+        v1 = latest_name(wait_ready(stack, ns, timeout=90))
         invariants = Invariants(stack, ns)
         invariants.start()
         try:
@@ -180,7 +154,7 @@ def rollout_under_fault(operator: Operator, proxy: Proxy, fault: Any, window: fl
                 procs.wait_until("the holds run on v1", lambda h=hold: pinned(stack, h), timeout=30)  # type: ignore[misc]
             start = len(proxy.seen)
             proxy.set(fault)
-            apply(stack, rsd(ns, "v2", admin_url, VERSIONED_IMAGE))
+            apply(stack, rsd(ns, "v2", stack, register={"url": admin_url}))
             healthz = f"http://127.0.0.1:{operator.services_probes_port}/healthz"
             procs.holds_for(
                 "the operator stays healthy during the fault", lambda: procs.http_ok(healthz), seconds=window
@@ -191,7 +165,7 @@ def rollout_under_fault(operator: Operator, proxy: Proxy, fault: Any, window: fl
             cleared = time.monotonic()
             obj = wait_ready(stack, ns, timeout=RECOVERY_BOUND)
             recovery = time.monotonic() - cleared
-            v2 = latest(obj)
+            v2 = latest_name(obj)
             assert v2 != v1
             assert routed_to(stack, "v2"), "Ready means Restate routes new invocations to the desired version"
             procs.wait_until("v1 drained", lambda: phases(stack, ns).get(v1) == "Drained", timeout=hold_seconds + 90)
