@@ -32,7 +32,15 @@ from services.kinds import RESOURCES
 from services.models.deployment import KnativeStatus, RestateDeploymentSpec, RestateDeploymentStatus, VersionPhase
 from services.reconcilers import phases, versions
 from services.reconcilers.engine import Outcome, rfc3339
-from services.reconcilers.rollout import DrainReport, ReplicaSetView, Rollout, Version, adopt, parse_rfc3339
+from services.reconcilers.rollout import (
+    DrainReport,
+    ReplicaSetView,
+    Rollout,
+    Version,
+    adopt,
+    known_deployment_ids,
+    parse_rfc3339,
+)
 from services.reconcilers.steps import Steps
 from services.reconcilers.targets import Target
 
@@ -134,7 +142,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
         return _taken(rsd, name, collisions)
 
     now = await ctx.time()
-    report = await versions.drain_report(steps, admin)
+    report = await versions.drain_report(steps, admin, known_deployment_ids(rollout, found.values()))
     drain_delay = float(spec.restate.drain_delay_seconds)
     adopt(rollout, found.values(), report, drain_delay, now)
     versions.make_desired(rollout, rsd, name, tag, now, pinned=pinned)

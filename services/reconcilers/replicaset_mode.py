@@ -33,7 +33,15 @@ from services.kinds import RESOURCES
 from services.models.deployment import RestateDeploymentSpec, RestateDeploymentStatus, VersionPhase
 from services.reconcilers import phases, versions
 from services.reconcilers.engine import Outcome
-from services.reconcilers.rollout import DrainReport, ReplicaSetView, Rollout, Version, adopt, replica_set_view
+from services.reconcilers.rollout import (
+    DrainReport,
+    ReplicaSetView,
+    Rollout,
+    Version,
+    adopt,
+    known_deployment_ids,
+    replica_set_view,
+)
 from services.reconcilers.steps import Steps
 from services.reconcilers.targets import Target
 
@@ -189,7 +197,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
             requeue_after=1.0,
             status={"collisionCount": (collisions or 0) + 1},
         )
-    report = await versions.drain_report(steps, admin)
+    report = await versions.drain_report(steps, admin, known_deployment_ids(rollout, found.values()))
     drain_delay = float(spec.restate.drain_delay_seconds)
     adopt(rollout, found.values(), report, drain_delay, now)
     versions.make_desired(rollout, rsd, desired_name, hash_, now, pinned=pinned)

@@ -1,9 +1,12 @@
 """Pure pieces of a RestateDeployment rollout: the drain report, each version's memory, and adoption.
 
-What Restate knows about deployments comes from one SQL query per reconcile (per admin endpoint):
-every deployment, which deployment each service currently routes to, how many unfinished
-invocations are pinned to each deployment, and how many unpinned ones (queued, scheduled, paused
-before their first step) wait on services whose latest deployment it is, since those will pin it.
+What Restate knows about a resource's deployments comes from one SQL query per reconcile (per
+admin endpoint), restricted to the deployment ids this resource knows (its memory and its
+workloads' annotations): which of them exist, which services route to each, how many unfinished
+invocations are pinned to each, and how many unpinned ones (queued, scheduled, paused before their
+first step) wait on services whose latest deployment it is, since those will pin it. Restricting
+it keeps a pass's cost independent of how many other resources Restate serves; a resource that
+knows no deployment id yet needs no query at all.
 
 The memory lives in the reconciler's Restate state; the ReplicaSets are the fallback. A version
 whose ReplicaSet exists but that the memory does not know (created by the upstream operator, or
@@ -24,21 +27,33 @@ from services.builders import deployment as build
 from services.models.deployment import VersionPhase
 
 DRAIN_QUERY = """
-SELECT 'deployment' AS kind, id AS id, '' AS service, 0 AS n FROM sys_deployment
+SELECT 'deployment' AS kind, id AS id, '' AS service, 0 AS n FROM sys_deployment WHERE id IN ({ids})
 UNION ALL
 SELECT 'latest' AS kind, deployment_id AS id, name AS service, 0 AS n
-  FROM sys_service WHERE deployment_id IS NOT NULL
+  FROM sys_service WHERE deployment_id IN ({ids})
 UNION ALL
 SELECT 'pinned' AS kind, pinned_deployment_id AS id, '' AS service, count(*) AS n
   FROM sys_invocation_status
-  WHERE status != 'completed' AND pinned_deployment_id IS NOT NULL
+  WHERE status != 'completed' AND pinned_deployment_id IN ({ids})
   GROUP BY pinned_deployment_id
 UNION ALL
 SELECT 'waiting' AS kind, s.deployment_id AS id, s.name AS service, count(*) AS n
   FROM sys_invocation_status i JOIN sys_service s ON i.target_service_name = s.name
-  WHERE i.status != 'completed' AND i.pinned_deployment_id IS NULL
+  WHERE i.status != 'completed' AND i.pinned_deployment_id IS NULL AND s.deployment_id IN ({ids})
   GROUP BY s.deployment_id, s.name
 """
+
+
+def drain_query(deployment_ids: Iterable[str]) -> str | None:
+    """The drain report's SQL for these deployment ids, or None when there are none to ask about.
+
+    An id is quoted as a SQL string literal (quotes doubled), so a hand-edited annotation cannot
+    change the query; it then matches no deployment, as an unknown id should.
+    """
+    ids = sorted({i for i in deployment_ids if i})
+    if not ids:
+        return None
+    return DRAIN_QUERY.format(ids=", ".join("'" + i.replace("'", "''") + "'" for i in ids))
 
 
 @dataclass
@@ -220,6 +235,13 @@ def parse_rfc3339(value: Any) -> float | None:
     except ValueError:
         return None
     return parsed.timestamp() if parsed.tzinfo is not None else None
+
+
+def known_deployment_ids(rollout: Rollout, found: Iterable[ReplicaSetView]) -> set[str]:
+    """Every deployment id a pass may ask Restate about: its versions' and its workloads' annotations."""
+    ids = {v.deployment_id for v in rollout.versions if v.deployment_id}
+    ids.update(rs["annotations"].get(build.DEPLOYMENT_ID_ANNOTATION) or "" for rs in found)
+    return ids - {""}
 
 
 def adopt(

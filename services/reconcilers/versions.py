@@ -23,7 +23,7 @@ from services.models.deployment import RestateDeploymentSpec, VersionPhase, Vers
 from services.reconcilers import phases
 from services.reconcilers.admin import admin
 from services.reconcilers.engine import Outcome, rfc3339
-from services.reconcilers.rollout import DRAIN_QUERY, DrainReport, Rollout, Version
+from services.reconcilers.rollout import DrainReport, Rollout, Version, drain_query
 from services.reconcilers.steps import Steps
 
 ROLLOUT = "rollout"
@@ -56,9 +56,9 @@ def save(ctx: restate.ObjectContext, rollout: Rollout) -> None:
 # --- journaled calls to Restate's admin API (results stay small) ---
 
 
-async def query_drain(connections: Connections, endpoint: AdminEndpoint) -> list[dict[str, Any]]:
+async def query_drain(connections: Connections, endpoint: AdminEndpoint, sql: str) -> list[dict[str, Any]]:
     async with admin(connections, endpoint) as client:
-        return await client.query(DRAIN_QUERY)
+        return await client.query(sql)
 
 
 async def register(
@@ -95,8 +95,14 @@ def fingerprint(services: list[dict[str, Any]]) -> str:
     return ";".join(parts)
 
 
-async def drain_report(steps: Steps, endpoint: AdminEndpoint) -> DrainReport:
-    return DrainReport.parse(await steps.run("query Restate deployments", query_drain, steps.connections, endpoint))
+async def drain_report(steps: Steps, endpoint: AdminEndpoint, deployment_ids: set[str]) -> DrainReport:
+    """What Restate knows of these deployments; nothing to ask (a first pass) costs no step."""
+    sql = drain_query(deployment_ids)
+    if sql is None:
+        return DrainReport()
+    return DrainReport.parse(
+        await steps.run("query Restate deployments", query_drain, steps.connections, endpoint, sql)
+    )
 
 
 async def register_version(

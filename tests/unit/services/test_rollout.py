@@ -13,7 +13,9 @@ from services.reconcilers.rollout import (
     Rollout,
     Version,
     adopt,
+    drain_query,
     idle_decision,
+    known_deployment_ids,
     parse_rfc3339,
     replica_set_view,
 )
@@ -241,3 +243,26 @@ def test_a_registration_in_the_pass_makes_the_new_deployment_latest_for_its_serv
     assert report.routes("dp_v1") == ["VersionedSide"]
     assert report.routes("dp_v2") == ["Versioned"]
     assert report.exists("dp_v2")
+
+
+def test_drain_query_asks_only_about_known_ids_and_not_at_all_without_any() -> None:
+    assert drain_query([]) is None
+    assert drain_query(["", ""]) is None
+    sql = drain_query(["dp_b", "dp_a", "dp_a"])
+    assert sql is not None
+    assert sql.count("IN ('dp_a', 'dp_b')") == 4  # deployments, routes, pinned and waiting work
+    assert "IN ('it''s')" in (drain_query(["it's"]) or "")
+
+
+def test_known_ids_are_memory_and_workload_annotations() -> None:
+    rollout = Rollout(versions=[Version(name="v2", hash="h2"), Version(name="v1", hash="h1", deployment_id="dp_1")])
+    found = [
+        replica_set_view(
+            upstream_replica_set(
+                "greeter-h0", created="2026-11-30T00:45:46Z", annotations={"restate.dev/deployment-id": "dp_0"}
+            ),
+            UID,
+        ),
+        replica_set_view(upstream_replica_set("greeter-h2", created="2026-11-30T00:45:48Z"), UID),
+    ]
+    assert known_deployment_ids(rollout, found) == {"dp_0", "dp_1"}
