@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -67,7 +68,8 @@ async def main(table: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
     serving: dict[str, tuple[tuple[str, str], asyncio.Event, asyncio.Task[None]]] = {}
-    while not done.is_set():
+    parent = os.getppid()
+    while not done.is_set() and os.getppid() == parent:  # orphaned when the pod runner was killed: go too
         wanted = read_table(table)
         for address in [a for a, (entry, _, _) in serving.items() if wanted.get(a) != entry]:
             _, stop, task = serving.pop(address)

@@ -64,9 +64,12 @@ def report(label: str, seconds: list[float]) -> None:
 def running_stack_and_operator() -> Iterator[tuple[Stack, Operator]]:
     """As `running_operator`, also handing out the operator (its processes' pids, for CPU and RSS).
 
-    With BENCH_WORK set, the stack lives there and is kept afterwards (its logs, to see why)."""
+    With BENCH_WORK set, the stack lives in a new directory there and is kept afterwards (its logs,
+    to see why); a new one each time, as a benchmark with several stacks must not reuse one's etcd."""
     keep = os.environ.get("BENCH_WORK")
-    with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory() as work:
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+    with contextlib.nullcontext(tempfile.mkdtemp(dir=keep)) if keep else tempfile.TemporaryDirectory() as work:
         stack = Stack(Path(work))
         operator = Operator(stack)
         try:
