@@ -21,6 +21,12 @@ the next serving pod within a sync or two, as a Service drops a NotReady endpoin
 A Job's pod in the restate image (the chart's provisioning Job, which runs `restatectl`) is run
 until it exits 0, once, whatever phase kwok shows: kwok completes Job pods at once, without waiting.
 
+The runner syncs (lists pods, Services and claims, and acts on the difference) whenever a watch
+on pods or Services reports a change, or a pod's process starts or stops answering, as a kubelet
+reacts to its watch; and every `--interval` seconds (1 s) regardless, for what no watch here sees
+(a ConfigMap a pod waits for, a claim). Before, it only polled every 0.3 s: a pod started up to
+0.3 s late, and at a few hundred pods the listing itself took much of the machine.
+
 Limits (documented, not hidden): a Service's port must equal its target port, because a hosts
 file maps names, not ports; and a Service resolves to one pod, never spreads over several.
 
@@ -42,12 +48,12 @@ import signal
 import ssl
 import sys
 import urllib.parse
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from devstack import hosts, images, procs, tools, volumes
@@ -56,6 +62,7 @@ from devstack.tools import REPO
 
 logger = logging.getLogger("pod-runner")
 
+SYNC_BATCH_SECONDS = 0.02
 STORAGE_CLASS = "standard"  # the stack's default StorageClass (stack.Stack creates it)
 
 Obj = Mapping[str, Any]
@@ -369,6 +376,19 @@ class PodRunner:
         self.serving: set[PodKey] = set()  # pods whose process answers its readiness probe now
         self.commands: dict[PodKey, tuple[procs.Process, float]] = {}  # restate Job pods: process, start
         self.completed: set[PodKey] = set()
+        self.wake = asyncio.Event()  # something a sync acts on may have changed: sync now
+
+    async def follow(self, list_all: Callable[..., Awaitable[Any]]) -> None:
+        """Wake the sync loop on every change of what `list_all` lists, as a kubelet reacts to its
+        watch: a pod is started, and a Service mapped, within moments instead of at the next poll."""
+        while True:
+            try:
+                async with watch.Watch() as stream:
+                    async for _ in stream.stream(list_all, timeout_seconds=300, _request_timeout=330):
+                        self.wake.set()
+            except Exception as exc:  # the poll goes on meanwhile; try again shortly
+                logger.info("watch %s ended (%s); again in 1 s", getattr(list_all, "__name__", "?"), exc)
+                await asyncio.sleep(1)
 
     async def provision(self) -> None:
         """Play a hostPath provisioner for claims of the stack's default StorageClass (kwok has none)."""
@@ -495,6 +515,8 @@ class PodRunner:
             await self._set_ready(plan, False)
 
     def _set_serving(self, key: PodKey, serving: bool) -> None:
+        if (key in self.serving) != serving:
+            self.wake.set()  # a Service may now resolve to another pod; an exited process is restarted
         (self.serving.add if serving else self.serving.discard)(key)
 
     async def _set_ready(self, plan: PodPlan, ready: bool) -> None:
@@ -595,16 +617,29 @@ async def main(kubeconfig: Path, hosts_file: Path, work: Path, interval: float) 
     api_client = await config.new_client_from_config(config_file=str(kubeconfig))
     server = urllib.parse.urlsplit(str(api_client.configuration.host))
     apiserver = (server.hostname or "127.0.0.1", server.port or 443)
-    runner = PodRunner(client.CoreV1Api(api_client), hosts_file, work, apiserver)
+    core = client.CoreV1Api(api_client)
+    runner = PodRunner(core, hosts_file, work, apiserver)
+    lists = (core.list_pod_for_all_namespaces, core.list_service_for_all_namespaces)
+    followers = [asyncio.create_task(runner.follow(list_all)) for list_all in lists]
+    stopping = asyncio.create_task(stop.wait())
     try:
         while not stop.is_set():
+            runner.wake.clear()
+            started = loop.time()
             try:
                 await runner.sync()
             except Exception:
                 logger.exception("sync failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+            took = loop.time() - started
+            woken = asyncio.create_task(runner.wake.wait())
+            await asyncio.wait({stopping, woken}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
+            # The rest of a burst joins the next sync; with thousands of pods a sync takes a while,
+            # and waiting as long again keeps the runner to half a core while pods churn.
+            await asyncio.sleep(max(SYNC_BATCH_SECONDS, took))
     finally:
+        for task in (*followers, stopping):
+            task.cancel()
         await runner.stop_all()
         await api_client.close()
 
@@ -614,7 +649,9 @@ if __name__ == "__main__":
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--hosts-file", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--interval", type=float, default=0.3, help="seconds between syncs")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between syncs when no watch event wakes one earlier"
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -31,10 +31,12 @@ DEFAULT_STORAGE_CLASS = {
 @dataclass
 class Stack:
     """`standalone_restate` is the restate-server the tests run the operator on as host processes;
-    `make dev` goes without it, because the chart brings its own bootstrap Restate."""
+    `make dev` goes without it, because the chart brings its own bootstrap Restate.
+    `pod_runner_interval` is how often the pod runner syncs when no watch event woke it earlier."""
 
     work: Path
     standalone_restate: bool = True
+    pod_runner_interval: float = 1.0
     control_plane: ControlPlane = field(init=False)
     restate: RestateServer = field(init=False)
     ca: TestCA = field(init=False)
@@ -70,6 +72,8 @@ class Stack:
                     str(self.hosts_file),
                     "--work",
                     str(self.work / "pod-runner"),
+                    "--interval",
+                    str(self.pod_runner_interval),
                 ],
                 log_dir=self.work / "logs",
                 cwd=tools.REPO,

@@ -140,22 +140,44 @@ class Seen:
     writes: frozenset[Write]
 
 
+WINDING_DOWN = "no pods wanted"
+
+
 def replica_set_state(rs: Obj) -> Hashable:
     """A ReplicaSet as a reconcile decides on it: ready and available pods, and whether all of them
     are (the controller saw the latest spec). Pods created but not ready yet, and the controller
-    catching up with a spec nobody waits on, decide nothing; the next pass reports their counts."""
+    catching up with a spec nobody waits on, decide nothing; the next pass reports their counts.
+    At zero replicas wanted (a drained version, or a spec of zero) its pods going decide nothing:
+    the pass that scaled it down already counted it drained, and nothing waits on the last pod."""
     spec, st, meta = rs.get("spec") or {}, rs.get("status") or {}, rs["metadata"]
-    ready, available = st.get("readyReplicas", 0), st.get("availableReplicas", 0)
     wanted = spec.get("replicas", 1)
+    if wanted == 0:
+        return WINDING_DOWN
+    ready, available = st.get("readyReplicas", 0), st.get("availableReplicas", 0)
     settled = st.get("observedGeneration", 0) >= meta.get("generation", 0) and min(ready, available) >= wanted
     return ready, available, settled
 
 
-# kind -> (its state as reconciles read it, that state before its controller touched it).
+def serves(endpoint_slice: Obj) -> bool:
+    """A version Service's EndpointSlice as a reconcile decides on it: whether any endpoint is ready
+    (registration waits for one). Fewer ready endpoints are not news here: the ReplicaSet's ready
+    count says the same of a version that should serve, and nothing waits on a drained one's."""
+    return status.ready_endpoints(endpoint_slice) > 0
+
+
+@dataclass(frozen=True)
+class State:
+    """How the watcher reads one kind's controller-maintained state."""
+
+    of: Callable[[Obj], Hashable]
+    initial: Hashable  # before its controller touched it: first sight of it is not news
+    quiet: frozenset[Hashable] = frozenset()  # states whose arrival is not news either
+
+
 # Other kinds: their whole status, and any event of an object someone other than us wrote is news.
-STATES: dict[str, tuple[Callable[[Obj], Hashable], Hashable]] = {
-    "ReplicaSet": (replica_set_state, (0, 0, False)),
-    "EndpointSlice": (status.ready_endpoints, 0),
+STATES: dict[str, State] = {
+    "ReplicaSet": State(replica_set_state, (0, 0, False), frozenset({WINDING_DOWN})),
+    "EndpointSlice": State(serves, False, frozenset({False})),
 }
 CONTROLLER_OWNED = frozenset({"EndpointSlice"})  # written by their controller only: edits are its state
 NOISE = frozenset({"resourceVersion", "managedFields", "generation"})
@@ -168,7 +190,8 @@ def ours(manager: str) -> bool:
 
 def seen(obj: Obj) -> Seen:
     meta = obj["metadata"]
-    state_of, _ = STATES.get(obj["kind"], (lambda o: json.dumps(o.get("status"), sort_keys=True), None))
+    state = STATES.get(obj["kind"])
+    state_of = state.of if state else lambda o: json.dumps(o.get("status"), sort_keys=True)
     rest = {k: v for k, v in obj.items() if k != "status"}
     rest["metadata"] = {k: v for k, v in meta.items() if k not in NOISE}
     writes = frozenset(
@@ -185,7 +208,8 @@ def child_news(kind: str, previous: Seen | None, now: Seen) -> str | None:
 
     Guarantees: forwarded are a change of the state reconciles read (`STATES`, else the whole
     status), an edit by anyone but us, and the first sight of an object someone else wrote (what a
-    relist shows after a gap). Dropped: our own applies coming back, and status steps nobody waits for.
+    relist shows after a gap). Dropped: our own applies coming back, status steps nobody waits for,
+    the pods of a ReplicaSet scaled to zero going, and an EndpointSlice losing ready endpoints.
     Assumptions: the apiserver stamps the writer's managedFields entry with the time of each write
     that changed the object (Apply always; Update when it set a field), in whole seconds.
     Caveats: an edit is taken for our echo only when our entries are the only ones whose stamp moved
@@ -193,16 +217,17 @@ def child_news(kind: str, previous: Seen | None, now: Seen) -> str | None:
     forwarded (costs a pass, loses nothing); a hand edit that only removes fields stamps nothing and
     is forwarded as long as it is seen as its own event, but one hidden in a watch gap behind a
     write of ours waits for the periodic resync."""
-    state_of = STATES.get(kind)
+    state = STATES.get(kind)
+    quiet = state.quiet if state else frozenset()
     if previous is None:
-        if state_of is not None:
-            if now.state != state_of[1]:
+        if state is not None:
+            if now.state != state.initial and now.state not in quiet:
                 return "state"
             if kind in CONTROLLER_OWNED:
                 return None
         others = sorted({w[0] for w in now.writes if not ours(w[0])})
         return f"first seen, written by {', '.join(others)}" if others or not now.writes else None
-    if now.state != previous.state:
+    if now.state != previous.state and now.state not in quiet:
         return "state"
     if kind in CONTROLLER_OWNED or now.body == previous.body:
         return None

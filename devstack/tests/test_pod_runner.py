@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 
 import httpx
 import pytest
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, config
 
 from devstack import hosts, procs, tools
 from devstack.images import HELLO_IMAGE
@@ -112,3 +113,30 @@ async def test_sdk_service_behind_a_pod_is_registered_and_invoked(
     await procs.wait_until_async(f"{host} gone from the hosts file", unresolvable, timeout=60)
     state = json.loads((stack.work / "pod-runner" / "state.json").read_text())
     assert [p for p in state if p["namespace"] == namespace] == []
+
+
+async def test_pods_start_and_services_resolve_on_watch_events_not_on_the_poll(tmp_path: Path) -> None:
+    """With an hour between polls, a pod created after the runner started can only run, turn
+    Ready and have its Service resolve because a watch event (or its probe) woke a sync."""
+    own = Stack(tmp_path / "stack", standalone_restate=False, pod_runner_interval=3600)
+    own.start()
+    try:
+        api = await config.new_client_from_config(config_file=str(own.control_plane.kubeconfig))
+        try:
+            apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+            replica_set, service = hello_objects("default")
+            await core.create_namespaced_service("default", service)
+            await apps.create_namespaced_replica_set("default", replica_set)
+
+            async def ready_and_resolvable() -> bool:
+                pods = (await core.list_namespaced_pod("default", label_selector="app=hello")).items
+                ready = [
+                    c for p in pods for c in (p.status.conditions or []) if c.type == "Ready" and c.status == "True"
+                ]
+                return bool(ready) and "hello.default.svc.cluster.local" in hosts.entries(own.hosts_file)
+
+            await procs.wait_until_async("the pod Ready and its Service resolvable", ready_and_resolvable, timeout=90)
+        finally:
+            await api.close()
+    finally:
+        own.stop()

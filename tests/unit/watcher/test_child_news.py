@@ -135,14 +135,16 @@ def test_a_scale_down_that_settles_without_new_ready_pods_is_news() -> None:
     assert replay("ReplicaSet", [wanting, scaled, caught_up])[2] == "state"
 
 
-def test_endpoint_slices_are_news_when_their_ready_count_changes() -> None:
+def test_endpoint_slices_are_news_when_they_start_serving() -> None:
+    """Registration waits for a ready endpoint; losing them is the ReplicaSet's news (or nobody's)."""
     events = [
         endpoint_slice(False),
         endpoint_slice(True),
-        endpoint_slice(True, address="10.0.0.4"),  # another ready pod behind the stable Service
-        endpoint_slice(False),
+        endpoint_slice(True, address="10.0.0.4"),  # another ready pod
+        endpoint_slice(False),  # its pods going
+        endpoint_slice(True),  # serving again
     ]
-    assert replay("EndpointSlice", events) == [None, "state", None, "state"]
+    assert replay("EndpointSlice", events) == [None, "state", None, None, "state"]
     assert replay("EndpointSlice", [endpoint_slice(None)]) == ["state"]  # no conditions: ready, as Kubernetes reads it
 
 
@@ -214,3 +216,26 @@ def test_deletions_are_news_unless_nothing_a_reconcile_reads_went() -> None:
     assert mapping.deleted_news(endpoint_slice(False)) is None
     service = {"kind": "Service", "metadata": {"name": "svc", "namespace": "team"}, "spec": {}}
     assert mapping.deleted_news(service) == "deleted"  # a hand deletion the reconcile repairs
+
+
+def test_a_drained_replica_set_winding_down_is_not_news_but_losing_wanted_pods_is() -> None:
+    serving = replica_set({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "observedGeneration": 1}, OURS)
+    scaled_down = copy.deepcopy(serving)  # our scale to zero coming back, its pod still there
+    scaled_down["metadata"]["generation"] = 2
+    scaled_down["spec"]["replicas"] = 0
+    scaled_down["metadata"]["managedFields"] += writes(
+        ("restate-operator/scale", "Apply", None, "2026-12-01T13:09:50Z")
+    )
+    gone = copy.deepcopy(scaled_down)
+    gone["status"] = {"replicas": 0, "observedGeneration": 2}
+    assert replay("ReplicaSet", [serving, scaled_down, gone]) == ["state", None, None]
+    assert replay("ReplicaSet", [gone]) == [None], "a relisted drained version"
+
+    scaled_up = copy.deepcopy(gone)  # someone revives it
+    scaled_up["spec"]["replicas"] = 2
+    scaled_up["metadata"]["managedFields"] += writes(("kubectl", "Update", "scale", "2026-12-01T13:10:00Z"))
+    assert replay("ReplicaSet", [gone, scaled_up]) == [None, "state"], "wanting pods again"
+
+    lost = copy.deepcopy(serving)  # a version that should serve loses its pod
+    lost["status"] = {"replicas": 1, "observedGeneration": 1}
+    assert replay("ReplicaSet", [serving, lost]) == ["state", "state"]
