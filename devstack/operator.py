@@ -28,6 +28,8 @@ class Operator:
     watchers: list[procs.Process] = field(default_factory=list)
     watcher_probe_ports: list[int] = field(default_factory=list)
     services_env: dict[str, str] = field(default_factory=dict)
+    watcher_env: dict[str, str] = field(default_factory=dict)
+    python: str = sys.executable  # the interpreter (and so the packages) both processes run with
     _starts: int = 0
 
     @property
@@ -51,7 +53,7 @@ class Operator:
         self.services = procs.start(
             f"services-{self._starts}",
             # In the stack's DNS view, so it reaches RestateCluster pods by their Service names.
-            private_hosts_argv(self.stack.hosts_file, [sys.executable, "-m", "services"]),
+            private_hosts_argv(self.stack.hosts_file, [self.python, "-m", "services"]),
             log_dir=self.stack.work / "logs",
             cwd=tools.REPO,
             env={
@@ -84,7 +86,7 @@ class Operator:
         port = procs.free_port()
         watcher = procs.start(
             f"watcher-{len(self.watchers)}",
-            [sys.executable, "-m", "watcher"],
+            [self.python, "-m", "watcher"],
             log_dir=self.stack.work / "logs",
             cwd=tools.REPO,
             env={
@@ -94,6 +96,7 @@ class Operator:
                 "RESYNC_SECONDS": "300",
                 "OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
                 "LOG_LEVEL": "DEBUG",
+                **self.watcher_env,
                 **env,
             },
         )

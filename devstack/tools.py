@@ -10,9 +10,11 @@ missing and prints where everything is; the fixtures only locate, and fail with 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
+import venv
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +32,21 @@ K8S_BINARIES = (
     "kwok",
     "helm",
 )
+
+
+def runtime_python() -> Path:
+    """An interpreter with exactly the image's packages (requirements.lock), made once per lock in
+    `.tools/`: what the benchmarks run the operator with. The dev virtualenv also has the test tools,
+    and restate-sdk imports its test harness (testcontainers, docker, requests) when they are there."""
+    lock = REPO / "requirements.lock"
+    home = REPO / ".tools" / f"runtime-{hashlib.sha256(lock.read_bytes()).hexdigest()[:12]}"
+    python = home / "bin" / "python"
+    if not (home / "complete").exists():
+        venv.create(home, clear=True, with_pip=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, "--require-hashes", "--only-binary=:all:", "-r", str(lock)], check=True)
+        (home / "complete").touch()
+    return python
 
 
 class MissingTool(RuntimeError):

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from devstack import tools
 from devstack.control_plane import ADMIN_TOKEN
 from devstack.operator import Operator
 from devstack.stack import Stack
@@ -26,7 +27,8 @@ def running_operator() -> Iterator[Stack]:
     """A fresh stack (control plane, restate-server, pod runner) with services and watcher; stopped after."""
     with tempfile.TemporaryDirectory() as work:
         stack = Stack(Path(work))
-        operator = Operator(stack)
+        # As the image runs it: its packages only, and the watcher at the chart's log level.
+        operator = Operator(stack, python=str(tools.runtime_python()), watcher_env={"LOG_LEVEL": "INFO"})
         try:
             stack.start()
             operator.start()
@@ -71,7 +73,8 @@ def running_stack_and_operator() -> Iterator[tuple[Stack, Operator]]:
         Path(keep).mkdir(parents=True, exist_ok=True)
     with contextlib.nullcontext(tempfile.mkdtemp(dir=keep)) if keep else tempfile.TemporaryDirectory() as work:
         stack = Stack(Path(work))
-        operator = Operator(stack)
+        # As the image runs it: its packages only, and the watcher at the chart's log level.
+        operator = Operator(stack, python=str(tools.runtime_python()), watcher_env={"LOG_LEVEL": "INFO"})
         try:
             stack.start()
             operator.start()
