@@ -8,6 +8,7 @@ kept out of the runtime and dev dependencies because only these plots use it.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,63 @@ def scale() -> None:
     plt.close(figure)
 
 
+def growth() -> None:
+    """Cost per resource against N: does a resource cost more when there are more of them?"""
+    found = load("scale")
+    if not found:
+        return
+    counts = [r["count"] for r in found["results"]]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for phase in ("create", "rollout"):
+        left.plot(counts, [r[phase]["invocations_per_resource"] for r in found["results"]], marker="o", label=phase)
+        right.plot(
+            counts, [r[phase]["operator_cpu_s"] / r["count"] for r in found["results"]], marker="o", label=f"{phase}"
+        )
+        right.plot(
+            counts,
+            [r[phase]["restate_cpu_s"] / r["count"] for r in found["results"]],
+            marker="x",
+            linestyle=":",
+            label=f"{phase}: restate-server",
+        )
+    left.axhline(3, linestyle="--", color="grey", linewidth=0.8, label="goal 3")
+    left.set_xlabel("RestateDeployments")
+    left.set_ylabel("reconcile invocations per resource")
+    right.set_xlabel("RestateDeployments")
+    right.set_ylabel("CPU seconds per resource")
+    left.legend()
+    right.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(OUT / "growth.png", dpi=100)
+    plt.close(figure)
+
+
+def idle() -> None:
+    """CPU per minute and what Restate keeps, over an idle run: flat or growing?"""
+    found = load("idle_cost")
+    if not found or len(found["minutes"]) < 2:
+        return
+    minutes = found["minutes"]
+    xs = list(range(1, len(minutes)))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, label in (("operator_cpu_s", "operator"), ("restate_cpu_s", "restate-server")):
+        left.plot(xs, [b[key] - a[key] for a, b in itertools.pairwise(minutes)], marker="o", label=label)
+    right.plot(xs, [m["invocations"] for m in minutes[1:]], marker="o", label="invocations kept")
+    right.plot(xs, [m["state_rows"] for m in minutes[1:]], marker="x", label="state rows")
+    left.set_xlabel("minute")
+    left.set_ylabel(f"CPU seconds per minute ({found['count']} idle resources)")
+    right.set_xlabel("minute")
+    right.set_ylabel("rows in the bootstrap Restate")
+    left.legend()
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(OUT / "idle.png", dpi=100)
+    plt.close(figure)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for plot in (latencies, drain, scale):
+    for plot in (latencies, drain, scale, growth, idle):
         plot()
     print(f"plots in {OUT}: {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     print("rerun: .venv/bin/python -m tests.bench.plots")
