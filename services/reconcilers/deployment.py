@@ -32,7 +32,7 @@ from services.models.deployment import RestateDeploymentSpec, VersionPhase
 from services.reconcilers import knative_mode, phases, targets, versions
 from services.reconcilers import replicaset_mode as replica_set_mode
 from services.reconcilers.engine import CommandRequest, Outcome, Reconciler, rfc3339
-from services.reconcilers.rollout import Rollout, Version, adopt, known_deployment_ids
+from services.reconcilers.rollout import Rollout, Version, adopt, to_ask
 from services.reconcilers.steps import Steps
 
 
@@ -66,7 +66,7 @@ async def finalize(steps: Steps, rsd: Obj) -> Outcome:
         found = await steps.run(
             "list ReplicaSets", replica_set_mode.replica_sets, steps, meta["namespace"], meta["uid"], None
         )
-    report = await versions.drain_report(steps, admin, known_deployment_ids(rollout, found.values()))
+    report = await versions.drain_report(steps, admin, to_ask(rollout, found.values(), None))
     adopt(rollout, found.values(), report, float(spec.restate.drain_delay_seconds), await steps.ctx.time())
     blocking = phases.deletion_blockers(rollout, report)
     if blocking:

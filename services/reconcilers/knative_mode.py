@@ -38,8 +38,8 @@ from services.reconcilers.rollout import (
     Rollout,
     Version,
     adopt,
-    known_deployment_ids,
     parse_rfc3339,
+    to_ask,
 )
 from services.reconcilers.steps import Steps
 from services.reconcilers.targets import Target
@@ -142,7 +142,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
         return _taken(rsd, name, collisions)
 
     now = await ctx.time()
-    report = await versions.drain_report(steps, admin, known_deployment_ids(rollout, found.values()))
+    report = await versions.drain_report(steps, admin, to_ask(rollout, found.values(), tag))
     drain_delay = float(spec.restate.drain_delay_seconds)
     adopt(rollout, found.values(), report, drain_delay, now)
     versions.make_desired(rollout, rsd, name, tag, now, pinned=pinned)

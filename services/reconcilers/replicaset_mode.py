@@ -39,8 +39,8 @@ from services.reconcilers.rollout import (
     Rollout,
     Version,
     adopt,
-    known_deployment_ids,
     replica_set_view,
+    to_ask,
 )
 from services.reconcilers.steps import Steps
 from services.reconcilers.targets import Target
@@ -197,7 +197,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
             requeue_after=1.0,
             status={"collisionCount": (collisions or 0) + 1},
         )
-    report = await versions.drain_report(steps, admin, known_deployment_ids(rollout, found.values()))
+    report = await versions.drain_report(steps, admin, to_ask(rollout, found.values(), hash_))
     drain_delay = float(spec.restate.drain_delay_seconds)
     adopt(rollout, found.values(), report, drain_delay, now)
     versions.make_desired(rollout, rsd, desired_name, hash_, now, pinned=pinned)

@@ -2,11 +2,13 @@
 
 What Restate knows about a resource's deployments comes from one SQL query per reconcile (per
 admin endpoint), restricted to the deployment ids this resource knows (its memory and its
-workloads' annotations): which of them exist, which services route to each, how many unfinished
-invocations are pinned to each, and how many unpinned ones (queued, scheduled, paused before their
+workloads' annotations): which of them exist and which services route to each; and, for the
+versions that may drain (all but the desired one; every one when deleting), how many unfinished
+invocations are pinned to each and how many unpinned ones (queued, scheduled, paused before their
 first step) wait on services whose latest deployment it is, since those will pin it. Restricting
-it keeps a pass's cost independent of how many other resources Restate serves; a resource that
-knows no deployment id yet needs no query at all.
+it keeps a pass's cost independent of how many other resources Restate serves. The invocation
+counts scan every invocation Restate keeps (completed ones too, for their retention), so a pass
+with no version to drain skips them, and a resource that knows no deployment id yet asks nothing.
 
 The memory lives in the reconciler's Restate state; the ReplicaSets are the fallback. A version
 whose ReplicaSet exists but that the memory does not know (created by the upstream operator, or
@@ -26,34 +28,48 @@ from pydantic import BaseModel, Field
 from services.builders import deployment as build
 from services.models.deployment import VersionPhase
 
-DRAIN_QUERY = """
+KNOWN_QUERY = """
 SELECT 'deployment' AS kind, id AS id, '' AS service, 0 AS n FROM sys_deployment WHERE id IN ({ids})
 UNION ALL
 SELECT 'latest' AS kind, deployment_id AS id, name AS service, 0 AS n
   FROM sys_service WHERE deployment_id IN ({ids})
+"""
+WORK_QUERY = """
 UNION ALL
 SELECT 'pinned' AS kind, pinned_deployment_id AS id, '' AS service, count(*) AS n
   FROM sys_invocation_status
-  WHERE status != 'completed' AND pinned_deployment_id IN ({ids})
+  WHERE status != 'completed' AND pinned_deployment_id IN ({work})
   GROUP BY pinned_deployment_id
 UNION ALL
 SELECT 'waiting' AS kind, s.deployment_id AS id, s.name AS service, count(*) AS n
   FROM sys_invocation_status i JOIN sys_service s ON i.target_service_name = s.name
-  WHERE i.status != 'completed' AND i.pinned_deployment_id IS NULL AND s.deployment_id IN ({ids})
+  WHERE i.status != 'completed' AND i.pinned_deployment_id IS NULL AND s.deployment_id IN ({work})
   GROUP BY s.deployment_id, s.name
 """
 
 
-def drain_query(deployment_ids: Iterable[str]) -> str | None:
-    """The drain report's SQL for these deployment ids, or None when there are none to ask about.
+@dataclass(frozen=True)
+class Asked:
+    """The deployment ids a pass asks Restate about, and those whose unfinished invocations it counts."""
+
+    ids: frozenset[str]
+    work: frozenset[str]
+
+
+def drain_query(asked: Asked) -> str | None:
+    """The drain report's SQL, or None when there is nothing to ask about.
 
     An id is quoted as a SQL string literal (quotes doubled), so a hand-edited annotation cannot
     change the query; it then matches no deployment, as an unknown id should.
     """
-    ids = sorted({i for i in deployment_ids if i})
-    if not ids:
+    if not asked.ids:
         return None
-    return DRAIN_QUERY.format(ids=", ".join("'" + i.replace("'", "''") + "'" for i in ids))
+    sql = KNOWN_QUERY.format(ids=_literals(asked.ids))
+    return sql + WORK_QUERY.format(work=_literals(asked.work)) if asked.work else sql
+
+
+def _literals(ids: Iterable[str]) -> str:
+    return ", ".join("'" + i.replace("'", "''") + "'" for i in sorted(ids))
 
 
 @dataclass
@@ -237,11 +253,24 @@ def parse_rfc3339(value: Any) -> float | None:
     return parsed.timestamp() if parsed.tzinfo is not None else None
 
 
-def known_deployment_ids(rollout: Rollout, found: Iterable[ReplicaSetView]) -> set[str]:
-    """Every deployment id a pass may ask Restate about: its versions' and its workloads' annotations."""
-    ids = {v.deployment_id for v in rollout.versions if v.deployment_id}
-    ids.update(rs["annotations"].get(build.DEPLOYMENT_ID_ANNOTATION) or "" for rs in found)
-    return ids - {""}
+def to_ask(rollout: Rollout, found: Iterable[ReplicaSetView], desired: str | None) -> Asked:
+    """What a pass asks Restate: every deployment id of its versions and of its workloads'
+    annotations; the unfinished invocations of those that may drain, all but `desired`'s (None:
+    deleting, every version drains) and the drained ones'. An adopted version drains too."""
+    ids: set[str] = set()
+    work: set[str] = set()
+    for version in rollout.versions:
+        if version.deployment_id:
+            ids.add(version.deployment_id)
+            if version.hash != desired and version.phase != VersionPhase.DRAINED:
+                work.add(version.deployment_id)
+    for rs in found:
+        if deployment_id := rs["annotations"].get(build.DEPLOYMENT_ID_ANNOTATION):
+            ids.add(deployment_id)
+            remembered = rollout.version(rs["hash"])
+            if rs["hash"] != desired and (remembered is None or remembered.phase != VersionPhase.DRAINED):
+                work.add(deployment_id)
+    return Asked(frozenset(ids), frozenset(work))
 
 
 def adopt(

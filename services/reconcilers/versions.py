@@ -23,7 +23,7 @@ from services.models.deployment import RestateDeploymentSpec, VersionPhase, Vers
 from services.reconcilers import phases
 from services.reconcilers.admin import admin
 from services.reconcilers.engine import Outcome, rfc3339
-from services.reconcilers.rollout import DrainReport, Rollout, Version, drain_query
+from services.reconcilers.rollout import Asked, DrainReport, Rollout, Version, drain_query
 from services.reconcilers.steps import Steps
 
 ROLLOUT = "rollout"
@@ -95,9 +95,9 @@ def fingerprint(services: list[dict[str, Any]]) -> str:
     return ";".join(parts)
 
 
-async def drain_report(steps: Steps, endpoint: AdminEndpoint, deployment_ids: set[str]) -> DrainReport:
+async def drain_report(steps: Steps, endpoint: AdminEndpoint, asked: Asked) -> DrainReport:
     """What Restate knows of these deployments; nothing to ask (a first pass) costs no step."""
-    sql = drain_query(deployment_ids)
+    sql = drain_query(asked)
     if sql is None:
         return DrainReport()
     return DrainReport.parse(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devstack.operator import Operator
-from services.reconcilers.rollout import DrainReport, drain_query
+from services.reconcilers.rollout import Asked, DrainReport, drain_query
 from tests.helpers import sql
 
 pytestmark = pytest.mark.integration
@@ -17,14 +17,15 @@ def test_report_names_the_asked_deployments_routes_and_nothing_else(operator: Op
     assert ours, "the operator registered its own services"
     routed = {row["name"] for row in sql(stack, "SELECT name FROM sys_service WHERE deployment_id IS NOT NULL")}
 
-    asked = drain_query([*ours, "dp_unknown"])
+    asked = drain_query(Asked(frozenset({*ours, "dp_unknown"}), frozenset(ours)))
     assert asked is not None
-    report = DrainReport.parse(sql(stack, asked))
+    report = DrainReport.parse(sql(stack, asked))  # with the invocation counts: Restate runs all four parts
     assert report.deployments == ours
     assert set(report.latest) == routed
     assert not report.exists("dp_unknown")
 
     # An annotation edited into SQL is only an id that matches nothing.
-    hostile = drain_query(["x' OR id IS NOT NULL OR id = 'y"])
+    injected = "x' OR id IS NOT NULL OR id = 'y"
+    hostile = drain_query(Asked(frozenset({injected}), frozenset({injected})))
     assert hostile is not None
     assert DrainReport.parse(sql(stack, hostile)) == DrainReport()

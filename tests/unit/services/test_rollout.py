@@ -9,15 +9,16 @@ import pytest
 
 from services.models.deployment import VersionPhase
 from services.reconcilers.rollout import (
+    Asked,
     DrainReport,
     Rollout,
     Version,
     adopt,
     drain_query,
     idle_decision,
-    known_deployment_ids,
     parse_rfc3339,
     replica_set_view,
+    to_ask,
 )
 
 ROWS = [
@@ -245,17 +246,26 @@ def test_a_registration_in_the_pass_makes_the_new_deployment_latest_for_its_serv
     assert report.exists("dp_v2")
 
 
-def test_drain_query_asks_only_about_known_ids_and_not_at_all_without_any() -> None:
-    assert drain_query([]) is None
-    assert drain_query(["", ""]) is None
-    sql = drain_query(["dp_b", "dp_a", "dp_a"])
-    assert sql is not None
-    assert sql.count("IN ('dp_a', 'dp_b')") == 4  # deployments, routes, pinned and waiting work
-    assert "IN ('it''s')" in (drain_query(["it's"]) or "")
+def test_drain_query_asks_only_about_known_ids_and_counts_work_only_where_asked() -> None:
+    assert drain_query(Asked(frozenset(), frozenset())) is None
+    known = drain_query(Asked(frozenset({"dp_b", "dp_a"}), frozenset()))
+    assert known is not None
+    assert known.count("IN ('dp_a', 'dp_b')") == 2  # deployments and routes
+    assert "sys_invocation_status" not in known, "no version drains: no scan of every invocation"
+    both = drain_query(Asked(frozenset({"dp_b", "dp_a"}), frozenset({"dp_a"})))
+    assert both is not None
+    assert both.count("IN ('dp_a')") == 2  # pinned and waiting work
+    assert "IN ('it''s')" in (drain_query(Asked(frozenset({"it's"}), frozenset())) or "")
 
 
-def test_known_ids_are_memory_and_workload_annotations() -> None:
-    rollout = Rollout(versions=[Version(name="v2", hash="h2"), Version(name="v1", hash="h1", deployment_id="dp_1")])
+def test_what_a_pass_asks_of_its_versions_and_workloads() -> None:
+    rollout = Rollout(
+        versions=[
+            Version(name="v3", hash="h3", deployment_id="dp_3"),  # desired: its work is not counted
+            Version(name="v2", hash="h2", deployment_id="dp_2", phase=VersionPhase.DRAINING),
+            Version(name="v1", hash="h1", phase=VersionPhase.DRAINED),
+        ]
+    )
     found = [
         replica_set_view(
             upstream_replica_set(
@@ -263,6 +273,15 @@ def test_known_ids_are_memory_and_workload_annotations() -> None:
             ),
             UID,
         ),
-        replica_set_view(upstream_replica_set("greeter-h2", created="2026-11-30T00:45:48Z"), UID),
+        replica_set_view(
+            upstream_replica_set(
+                "greeter-h1", created="2026-11-30T00:45:47Z", annotations={"restate.dev/deployment-id": "dp_1"}
+            ),
+            UID,
+        ),
+        replica_set_view(upstream_replica_set("greeter-h3", created="2026-11-30T00:45:48Z"), UID),
     ]
-    assert known_deployment_ids(rollout, found) == {"dp_0", "dp_1"}
+    asked = to_ask(rollout, found, "h3")
+    assert asked.ids == {"dp_0", "dp_1", "dp_2", "dp_3"}
+    assert asked.work == {"dp_0", "dp_2"}, "the one to adopt and the draining one; not the drained, not the desired"
+    assert to_ask(rollout, found, None).work == {"dp_0", "dp_2", "dp_3"}, "deleting: every version that is not drained"
