@@ -376,6 +376,8 @@ class PodRunner:
         self.waiting: dict[PodKey, str] = {}
         self.readiness: dict[PodKey, asyncio.Task[None]] = {}
         self.serving: set[PodKey] = set()  # pods whose process answers its readiness probe now
+        self.mapped: set[PodKey] = set()  # pods whose address the hosts file had at its last write
+        self.hosts_written = asyncio.Event()  # set (and replaced) at each write of the hosts file
         self.commands: dict[PodKey, tuple[procs.Process, float]] = {}  # restate Job pods: process, start
         self.completed: set[PodKey] = set()
         self.wake = asyncio.Event()  # something a sync acts on may have changed: sync now
@@ -442,6 +444,9 @@ class PodRunner:
         addresses = {key: ip for key, (_, ip, _) in self.running.items()}
         if hosts.write_in_place(self.hosts_file, host_entries(services, pods, addresses, self.serving)):
             logger.info("hosts file updated")
+        self.mapped = set(addresses)
+        self.hosts_written.set()
+        self.hosts_written = asyncio.Event()
         self._write_state()
 
     async def _start(self, plan: PodPlan, ip: str) -> None:
@@ -504,6 +509,8 @@ class PodRunner:
                 ready = ok
                 self._set_serving(plan.key, ready)
                 if reports:
+                    if ready:
+                        await self._mapped(plan.key)
                     await self._set_ready(plan, ready)
             if not ready:
                 await asyncio.sleep(0.05 if asyncio.get_running_loop().time() - started < 5 else 0.5)
@@ -515,6 +522,13 @@ class PodRunner:
         self._set_serving(plan.key, False)
         if ready and reports:
             await self._set_ready(plan, False)
+
+    async def _mapped(self, key: PodKey) -> None:
+        """Until the hosts file names the pod's address: a pod Ready before its Service resolves
+        would have Restate fail to look its name up, which no real cluster does (its Service's
+        DNS name exists with the Service). Only ours: a sync is very long with hundreds of pods."""
+        while key not in self.mapped:
+            await self.hosts_written.wait()
 
     def _set_serving(self, key: PodKey, serving: bool) -> None:
         if (key in self.serving) != serving:

@@ -4,6 +4,13 @@ Every call has a timeout; 429 and 503 honour Retry-After; rejections carry Resta
 code (`META0006` for a breaking change) and message. The base URL may carry a path prefix (a proxy
 in front of the admin API): it is kept on every call, unlike the upstream operator.
 
+Changes to Restate's schema (registrations and deregistrations) go at most
+`SCHEMA_CHANGES_AT_ONCE` at a time per admin endpoint from one process: Restate writes its whole
+schema registry for each, and concurrent writers conflict and retry, so 500 at once (measured: a
+500-resource create) exhausted its retries ("retries for operation on key 'schema_registry'
+exhausted"), timed the admin API out for everything else, and converged far slower than a queue.
+A change that waits longer than `SCHEMA_QUEUE_SECONDS` fails as Unavailable and is retried.
+
 Connections are pooled: without an explicit `transport`, every `RestateAdmin` of one base URL (in
 one event loop) shares one `httpx.AsyncClient`, made on first use and closed by `close_shared()`
 at shutdown. Building a client costs ~57 ms of CPU (its TLS context), which was most of the
@@ -23,9 +30,16 @@ import httpx
 from services import errors, metrics
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+SCHEMA_CHANGES_AT_ONCE = 2
+SCHEMA_QUEUE_SECONDS = 20.0
 
 # One pool per event loop: an httpx client's connections belong to the loop that opened them.
 _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_SCHEMA_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -92,6 +106,24 @@ class RestateAdmin:
         metrics.ADMIN_CALLS.labels(operation=operation, outcome=str(response.status_code)).inc()
         raise _error(operation, response)
 
+    async def _schema_change(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """`_call`, in the endpoint's queue of schema changes (see the module's docstring)."""
+        lanes = _SCHEMA_LANES.setdefault(asyncio.get_running_loop(), {})
+        lane = lanes.setdefault(self._base_url, asyncio.Semaphore(SCHEMA_CHANGES_AT_ONCE))
+        try:
+            await asyncio.wait_for(lane.acquire(), SCHEMA_QUEUE_SECONDS)
+        except TimeoutError:
+            metrics.ADMIN_CALLS.labels(operation=operation, outcome="queued").inc()
+            raise errors.Unavailable(
+                f"Restate admin API {self._base_url.rstrip('/')}: {operation} waited {SCHEMA_QUEUE_SECONDS:.0f} s "
+                "behind this operator's other registrations and deregistrations (Restate takes them one at a "
+                "time); retrying"
+            ) from None
+        try:
+            return await self._call(operation, method, path, **kwargs)
+        finally:
+            lane.release()
+
     async def register(
         self,
         uri: str,
@@ -108,14 +140,15 @@ class RestateAdmin:
             body["dry_run"] = True
         if use_http_11 is not None:
             body["use_http_11"] = use_http_11
-        response = await self._call("register", "POST", "deployments", json=body)
+        call = self._call if dry_run else self._schema_change
+        response = await call("register", "POST", "deployments", json=body)
         registered: dict[str, Any] = response.json()
         return registered
 
     async def deregister(self, deployment_id: str) -> bool:
         """DELETE /deployments/{id}?force=true; False when it was already gone."""
         try:
-            await self._call("deregister", "DELETE", f"deployments/{deployment_id}", params={"force": "true"})
+            await self._schema_change("deregister", "DELETE", f"deployments/{deployment_id}", params={"force": "true"})
         except errors.Rejected as exc:
             if exc.status == 404:
                 return False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import pytest
 
 from services import errors
+from services.clients import restate_admin
 from services.clients.restate_admin import RestateAdmin, close_shared
 
 
@@ -149,3 +151,40 @@ async def test_token_goes_on_each_request_not_on_the_client() -> None:
         assert "secret" not in repr(client)
     assert seen[0].headers["Authorization"] == "Bearer secret"
     assert seen[0].headers["Accept"] == "application/json"
+
+
+async def test_schema_changes_queue_per_endpoint_and_a_long_wait_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most SCHEMA_CHANGES_AT_ONCE registrations and deregistrations reach one admin API at a
+    time; dry runs and queries do not queue; one queued too long says why and is retried."""
+    in_flight, most = 0, 0
+    release = asyncio.Event()
+
+    async def api(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        if request.method == "GET" or b"dry_run" in request.content:
+            return httpx.Response(200, json={"services": [], "rows": []})
+        in_flight += 1
+        most = max(most, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return httpx.Response(201, json={"id": "dp_1", "services": []})
+
+    base = "http://queued.example:9070"
+    async with admin(httpx.MockTransport(api), base) as client:
+        changes = [asyncio.create_task(client.register(f"http://svc{i}:9080")) for i in range(5)]
+        changes.append(asyncio.create_task(client.deregister("dp_0")))
+        await asyncio.sleep(0.05)
+        assert most == restate_admin.SCHEMA_CHANGES_AT_ONCE
+        await client.register("http://svc:9080", dry_run=True)  # does not wait behind them
+        release.set()
+        await asyncio.gather(*changes)
+        assert most == restate_admin.SCHEMA_CHANGES_AT_ONCE
+
+        monkeypatch.setattr(restate_admin, "SCHEMA_QUEUE_SECONDS", 0.05)
+        release.clear()
+        stuck = [asyncio.create_task(client.register(f"http://svc{i}:9080")) for i in range(2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(errors.Unavailable, match="waited 0 s behind this operator's other registrations"):
+            await client.register("http://late:9080")
+        release.set()
+        await asyncio.gather(*stuck)
