@@ -65,6 +65,7 @@ clean: dev-down
 ## bench: the benchmarks (not tests, never in `make test`): each prints its figures and the command to rerun it; raw figures in .bench/
 bench: tools
 	$(PY) -m tests.bench.operator_cost --rounds 10
+	$(PY) -m tests.bench.operator_cost --rounds 10 --light
 	$(PY) -m tests.bench.floor_ratio --rounds 10 --cluster-rounds 3
 	$(PY) -m tests.bench.drain_lag --rounds 20
 	$(PY) -m tests.bench.scale --counts 100

@@ -152,8 +152,10 @@ def one_scale(n: int) -> dict[str, Any]:
 
 
 def main(counts: list[int]) -> None:
-    results = [one_scale(n) for n in counts]
-    record("scale", results=results)
+    results: list[dict[str, Any]] = []
+    for n in counts:
+        results.append(one_scale(n))
+        record("scale", results=results)  # after each N: a run stopped later keeps what it measured
     print(f"rerun: .venv/bin/python -m tests.bench.scale --counts {' '.join(map(str, counts))}")
 
 
