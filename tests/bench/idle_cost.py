@@ -21,7 +21,7 @@ import httpx
 from tests import light
 from tests.bench.common import Api, ReadyWatch, cpu_seconds, record, running_stack_and_operator
 from tests.bench.operator_cost import RSDS, counter_total, rsd_path
-from tests.bench.scale import NAMESPACE
+from tests.bench.scale import NAMESPACE, make_room
 
 QUIET_SECONDS = 20.0
 
@@ -38,6 +38,7 @@ def main(count: int, minutes: int, resync: int) -> None:
         operator.start_watcher(RESYNC_SECONDS=str(resync))
         api, admin = Api(stack), stack.restate.admin_url
         api.create_namespace(NAMESPACE)
+        make_room(stack, count + 10)  # past 220 pods the stack's two nodes leave the rest Pending
         watch = ReadyWatch(stack, RSDS)
         try:
             applied = [
