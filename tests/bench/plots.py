@@ -28,6 +28,12 @@ def load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def save(figure: Any, name: str) -> None:
+    figure.tight_layout()
+    figure.savefig(OUT / name, dpi=100)
+    plt.close(figure)
+
+
 def latencies() -> None:
     """Box plots of apply -> Ready: creates, rollouts (operator_cost), and the floor (floor_ratio)."""
     cost, floor = load("operator_cost"), load("floor_ratio")
@@ -46,9 +52,7 @@ def latencies() -> None:
     axes.axhline(2000, linestyle=":", color="grey", linewidth=0.8, label="rollout goal 2000 ms")
     axes.set_ylabel("apply -> Ready (ms)")
     axes.legend(loc="upper left")
-    figure.tight_layout()
-    figure.savefig(OUT / "latency.png", dpi=100)
-    plt.close(figure)
+    save(figure, "latency.png")
 
 
 def drain() -> None:
@@ -61,9 +65,7 @@ def drain() -> None:
     axes.set_xlabel("rollout")
     axes.set_ylabel(f"lag beyond drainDelaySeconds={lag['drain_delay_s']} (ms)")
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(OUT / "drain-lag.png", dpi=100)
-    plt.close(figure)
+    save(figure, "drain-lag.png")
 
 
 def scale() -> None:
@@ -80,9 +82,7 @@ def scale() -> None:
     axes.set_xlabel("seconds since the phase's first apply (create, then rollout to v2)")
     axes.set_ylabel("RestateDeployments Ready")
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(OUT / "scale.png", dpi=100)
-    plt.close(figure)
+    save(figure, "scale.png")
 
 
 def growth() -> None:
@@ -111,9 +111,7 @@ def growth() -> None:
     right.set_ylabel("CPU seconds per resource")
     left.legend()
     right.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(OUT / "growth.png", dpi=100)
-    plt.close(figure)
+    save(figure, "growth.png")
 
 
 def idle() -> None:
@@ -134,9 +132,7 @@ def idle() -> None:
     right.set_ylabel("rows in the bootstrap Restate")
     left.legend()
     right.legend()
-    figure.tight_layout()
-    figure.savefig(OUT / "idle.png", dpi=100)
-    plt.close(figure)
+    save(figure, "idle.png")
 
 
 def main() -> None:
