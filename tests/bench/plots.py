@@ -35,12 +35,15 @@ def save(figure: Any, name: str) -> None:
 
 
 def latencies() -> None:
-    """Box plots of apply -> Ready: creates, rollouts (operator_cost), and the floor (floor_ratio)."""
-    cost, floor = load("operator_cost"), load("floor_ratio")
+    """Box plots of apply -> Ready: creates and rollouts (operator_cost, also --light), the floor (floor_ratio)."""
+    cost, light, floor = load("operator_cost"), load("operator_cost_light"), load("floor_ratio")
     series: dict[str, list[float]] = {}
     if cost:
         series["create"] = [s * 1000 for s in cost["created_s"]]
         series["rollout"] = [s * 1000 for s in cost["rolled_s"]]
+    if light:
+        series["create --light"] = [s * 1000 for s in light["created_s"]]
+        series["rollout --light"] = [s * 1000 for s in light["rolled_s"]]
     if floor:
         series["RestateCluster"] = [s * 1000 for s in floor["cluster_s"]]
         series["floor"] = [s * 1000 for s in floor["floor_s"]]
