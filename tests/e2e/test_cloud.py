@@ -91,7 +91,8 @@ def test_cloud_deployment_registers_through_the_tunnel_rolls_out_and_survives_to
             f"https://tunnel.{REGION}.restate.cloud:9080/{cloud.environment_id}/{uid}/http/"
             f"{v1}.{ns}.svc.cluster.local/9080/"
         ) in uris, uris
-        assert cloud.requests[("admin", 200)] > 0, "the operator called the cloud admin API"
+        answered = sum(n for (listener, status), n in cloud.requests.items() if listener == "admin" and status < 300)
+        assert answered > 0, "the operator registered through the cloud admin API"
         assert through_cloud(cloud, "whoami").json() == "v1"
 
         # Roll out v2 with an invocation in flight on v1: it finishes on v1, then v1 drains.

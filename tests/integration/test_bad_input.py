@@ -164,15 +164,18 @@ def wait_condition_message(stack: Stack, namespace: str, name: str, type_: str, 
 
 def test_an_unreachable_register_url_names_the_url_the_cause_and_the_fix(operator: Operator, ns: str) -> None:
     """Regression: it read `TransientError: query Restate deployments: Unavailable("query:
-    ConnectError('[Errno -2] Name or service not known')") (retrying)`."""
+    ConnectError('[Errno -2] Name or service not known')") (retrying)`. The first call to the admin
+    API is the registration, once the pods are ready (a pass asks Restate nothing before that)."""
     stack, url = operator.stack, "http://restate.nowhere.invalid:9070"
     apply(stack, rsd("unreachable", ns, url))
     ready = wait_condition_message(stack, ns, "unreachable", "Ready", "does not resolve")
     assert ready["status"] == "False"
     assert ready["reason"] == "TransientError"
-    assert ready["message"] == (
-        f"query Restate deployments: Restate admin API {url} did not answer (query): its host name does not "
-        "resolve; check that the URL names a Restate admin API (port 9070) the operator can reach (retrying)"
+    step, _, said = ready["message"].partition(": ")
+    assert step.startswith("register unreachable-"), step  # the step names the version it registers
+    assert said == (
+        f"Restate admin API {url} did not answer (register): its host name does not resolve; check that "
+        "the URL names a Restate admin API (port 9070) the operator can reach (retrying)"
     )
     assert_readable(ready["message"])
 
