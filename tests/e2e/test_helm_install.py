@@ -146,6 +146,8 @@ def test_rollout_drains_through_a_helm_upgrade_without_losing_work(release: Char
 
 def assert_two_watchers_forwarded_and_restate_ran_each_once(release: ChartInstall) -> None:
     """Both watcher replicas forward every change; the idempotency keys make Restate run each once."""
+    # After an upgrade the new watcher pods' processes may still be starting (refused connections).
+    procs.wait_until("both watchers serving", release.watchers_ready, timeout=60)
     for pod in (p for p in release.pods() if p["name"].startswith(f"{RELEASE}-watcher-")):
         metrics = httpx.get(f"http://{pod['ip']}:8082/metrics", timeout=10).text
         forwarded = [line for line in metrics.splitlines() if line.startswith("restate_watcher_forwarded_total{")]
