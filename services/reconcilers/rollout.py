@@ -257,19 +257,17 @@ def to_ask(rollout: Rollout, found: Iterable[ReplicaSetView], desired: str | Non
     """What a pass asks Restate: every deployment id of its versions and of its workloads'
     annotations; the unfinished invocations of those that may drain, all but `desired`'s (None:
     deleting, every version drains) and the drained ones'. An adopted version drains too."""
+    known = [(v.deployment_id, v.hash) for v in rollout.versions]
+    known += [(rs["annotations"].get(build.DEPLOYMENT_ID_ANNOTATION), rs["hash"]) for rs in found]
     ids: set[str] = set()
     work: set[str] = set()
-    for version in rollout.versions:
-        if version.deployment_id:
-            ids.add(version.deployment_id)
-            if version.hash != desired and version.phase != VersionPhase.DRAINED:
-                work.add(version.deployment_id)
-    for rs in found:
-        if deployment_id := rs["annotations"].get(build.DEPLOYMENT_ID_ANNOTATION):
-            ids.add(deployment_id)
-            remembered = rollout.version(rs["hash"])
-            if rs["hash"] != desired and (remembered is None or remembered.phase != VersionPhase.DRAINED):
-                work.add(deployment_id)
+    for deployment_id, hash_ in known:
+        if not deployment_id:
+            continue
+        ids.add(deployment_id)
+        remembered = rollout.version(hash_)
+        if hash_ != desired and (remembered is None or remembered.phase != VersionPhase.DRAINED):
+            work.add(deployment_id)
     return Asked(frozenset(ids), frozenset(work))
 
 
