@@ -87,19 +87,33 @@ class ChartInstall:
         known = {s["name"] for d in deployments for s in d.get("services", [])}
         return known >= RECONCILERS
 
-    def watchers_ready(self) -> bool:
+    def watchers_ready(self, replicas: int | None = None) -> bool:
+        """Every watcher pod listed its watches; with `replicas`, exactly that many run (none of an
+        older template still stopping)."""
         ready = [
             procs.http_ok(f"http://{p['ip']}:8082/readyz")
             for p in self.pods()
             if p["name"].startswith(f"{self.release}-watcher-")
         ]
-        return bool(ready) and all(ready)
+        return bool(ready) and all(ready) and replicas in (None, len(ready))
+
+    def rolled_out(self, timeout: float) -> dict[str, int]:
+        """Wait until every Deployment of the release runs its current template, as `helm upgrade
+        --wait` would (right after an upgrade the old pods still answer); their replicas by name."""
+        cp = self.stack.control_plane
+        listed = json.loads(cp.kubectl("get", "deployments", "-n", self.namespace, "-o", "json"))["items"]
+        for deployment in listed:
+            name = deployment["metadata"]["name"]
+            cp.kubectl("rollout", "status", f"deployment/{name}", "-n", self.namespace, f"--timeout={timeout:.0f}s")
+        return {d["metadata"]["name"]: int(d["spec"].get("replicas", 1)) for d in listed}
 
     def wait_ready(self, timeout: float = 120) -> None:
-        """Bootstrap Restate up, services registered, every watcher replica listed its watches."""
+        """Bootstrap Restate up, services registered, the new pods of an upgrade in place, every
+        watcher replica listed its watches."""
         procs.wait_until("the bootstrap Restate", lambda: self.host("restate") is not None, timeout=timeout)
         procs.wait_until("the services to register themselves", self.registered, timeout=timeout)
-        procs.wait_until("the watchers to be ready", self.watchers_ready, timeout=timeout)
+        replicas = self.rolled_out(timeout).get(f"{self.release}-watcher")
+        procs.wait_until("the watchers to be ready", lambda: self.watchers_ready(replicas), timeout=timeout)
 
     def logs(self, pod_prefix: str) -> str:
         """The log of the first pod-runner process whose pod name starts with `pod_prefix`."""
