@@ -70,6 +70,7 @@ bench: tools
 	$(PY) -m tests.bench.drain_lag --rounds 20
 	$(PY) -m tests.bench.scale --counts 100
 	$(PY) -m tests.bench.idle_cost --count 50 --minutes 3
+	$(PY) -m tests.bench.registration_cost --count 1000
 	$(PY) -m tests.bench.rollout_latency --rounds 10
 	$(PY) -m tests.bench.reconcile_latency --rounds 20
 	$(PY) -m tests.bench.helm_install --rounds 1

@@ -65,6 +65,7 @@ def main(count: int, minutes: int, resync: int) -> None:
                 ),
             }
             minutes_seen.append(sample)
+            record("idle_cost", count=count, resync_s=resync, minutes=minutes_seen)  # a stopped run keeps its minutes
             if minute:
                 before = minutes_seen[-2]
                 print(
@@ -77,7 +78,6 @@ def main(count: int, minutes: int, resync: int) -> None:
                 )
             if minute < minutes:
                 time.sleep(60)
-        record("idle_cost", count=count, resync_s=resync, minutes=minutes_seen)
         print(f"rerun: .venv/bin/python -m tests.bench.idle_cost --count {count} --minutes {minutes} --resync {resync}")
 
 

@@ -138,9 +138,25 @@ def idle() -> None:
     save(figure, "idle.png")
 
 
+def registrations() -> None:
+    """One admin call's time against the deployments Restate already holds: the floor under any rollout."""
+    found = load("registration_cost")
+    if not found:
+        return
+    count = found["count"]
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    axes.plot(range(count), [s * 1000 for s in found["register_s"]], ".", markersize=2, label="register")
+    held = range(count - 1, -1, -1)  # deregistered in order: the first one leaves count - 1 behind
+    axes.plot(held, [s * 1000 for s in found["deregister_s"]], ".", markersize=2, label="deregister")
+    axes.set_xlabel("deployments Restate holds")
+    axes.set_ylabel("admin call (ms)")
+    axes.legend()
+    save(figure, "registration.png")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for plot in (latencies, drain, scale, growth, idle):
+    for plot in (latencies, drain, scale, growth, idle, registrations):
         plot()
     print(f"plots in {OUT}: {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     print("rerun: .venv/bin/python -m tests.bench.plots")

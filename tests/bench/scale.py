@@ -3,18 +3,21 @@
 For each N (default 100), on a fresh stack: apply N RestateDeployments of `images.BENCH_IMAGE`
 (one shared process serves every pod, each as its own Restate service, so registrations and drains
 are real), time until all are Ready; then roll all of them to v2 and time until all are Ready again
-and every v1 deployment is gone from Restate. Per resource and phase: reconcile invocations (from
-Restate's `sys_invocation`, and the services' own pass counter), apiserver requests (the
-apiserver's `apiserver_request_total`, all clients: pod runner, controllers and kwok included).
+and every v1 deployment is gone from Restate. A phase still unfinished after `--phase-seconds` is
+recorded as it stands: how many were Ready, and what it cost so far. Per resource and phase:
+reconcile invocations (from Restate's `sys_invocation`, and the services' own pass counter),
+apiserver requests (the apiserver's `apiserver_request_total`, all clients: pod runner,
+controllers and kwok included).
 Also the operator's CPU and peak RSS, and the bootstrap restate-server's CPU, RSS and disk.
 Heavy for 2 shared cores: compare runs of the same machine only.
 
-    .venv/bin/python -m tests.bench.scale [--counts 100 250 500]
+    .venv/bin/python -m tests.bench.scale [--counts 100 250 500] [--phase-seconds 900]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import subprocess
@@ -63,9 +66,10 @@ def snapshot(stack: Stack, operator: Operator, api: Api) -> dict[str, float]:
     }
 
 
-def phase(label: str, n: int, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+def phase(label: str, n: int, ready: int, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     figures = {
         "seconds": after["at"] - before["at"],
+        "ready": ready,
         "invocations_per_resource": (after["invocations"] - before["invocations"]) / n,
         "scheduled_per_resource": (after["scheduled"] - before["scheduled"]) / n,
         "passes_per_resource": (after["passes"] - before["passes"]) / n,
@@ -75,7 +79,7 @@ def phase(label: str, n: int, before: dict[str, float], after: dict[str, float])
         "restate_cpu_s": after["restate_cpu"] - before["restate_cpu"],
     }
     print(
-        f"{label} of {n}: all Ready in {figures['seconds']:.1f} s; per resource: "
+        f"{label} of {n}: {'all' if ready == n else ready} Ready in {figures['seconds']:.1f} s; per resource: "
         f"{figures['invocations_per_resource']:.2f} reconcile invocations "
         f"(of which {figures['scheduled_per_resource']:+.2f} wake-ups still scheduled; "
         f"{figures['passes_per_resource']:.2f} passes run), "
@@ -98,7 +102,18 @@ def deployments(admin: str) -> int:
     return len(httpx.get(f"{admin}/deployments").json()["deployments"])
 
 
-def one_scale(n: int) -> dict[str, Any]:
+def ready_times(watch: ReadyWatch, applied: list[dict[str, Any]], since: float, deadline: float) -> list[float]:
+    """Seconds from `since` to each resource's Ready, for those Ready before `deadline` (monotonic):
+    a phase that does not converge still says how far it got."""
+    times = []
+    for i, obj in enumerate(applied):
+        with contextlib.suppress(TimeoutError):
+            left = max(0.0, deadline - time.monotonic())
+            times.append(watch.wait(f"b{i}", obj["metadata"]["generation"], NAMESPACE, timeout=left) - since)
+    return times
+
+
+def one_scale(n: int, phase_seconds: float) -> dict[str, Any]:
     with running_stack_and_operator() as (stack, operator):
         api, admin = Api(stack), stack.restate.admin_url
         api.create_namespace(NAMESPACE)
@@ -110,20 +125,14 @@ def one_scale(n: int) -> dict[str, Any]:
             generations = [
                 api.apply(rsd_path(NAMESPACE, f"b{i}"), light.rsd(i, "v1", admin, NAMESPACE)) for i in range(n)
             ]
-            ready_at["create"] = [
-                watch.wait(f"b{i}", g["metadata"]["generation"], NAMESPACE, timeout=600) - start["at"]
-                for i, g in enumerate(generations)
-            ]
+            ready_at["create"] = ready_times(watch, generations, start["at"], start["at"] + phase_seconds)
             created = snapshot(stack, operator, api)
             base = deployments(admin) - n  # the operator's own
             generations = [
                 api.apply(rsd_path(NAMESPACE, f"b{i}"), light.rsd(i, "v2", admin, NAMESPACE)) for i in range(n)
             ]
-            ready_at["rollout"] = [
-                watch.wait(f"b{i}", g["metadata"]["generation"], NAMESPACE, timeout=600) - created["at"]
-                for i, g in enumerate(generations)
-            ]
-            deadline = time.monotonic() + 600
+            deadline = created["at"] + phase_seconds
+            ready_at["rollout"] = ready_times(watch, generations, created["at"], deadline)
             while deployments(admin) > base + n and time.monotonic() < deadline:  # every v1 deregistered
                 time.sleep(0.2)
             rolled = snapshot(stack, operator, api)
@@ -133,8 +142,8 @@ def one_scale(n: int) -> dict[str, Any]:
         assert stack.restate.process is not None
         figures: dict[str, Any] = {
             "count": n,
-            "create": phase("create", n, start, created),
-            "rollout": phase("rollout to v2 (v1 deregistered)", n, created, rolled),
+            "create": phase("create", n, len(ready_at["create"]), start, created),
+            "rollout": phase("rollout to v2 (v1 deregistered)", n, len(ready_at["rollout"]), created, rolled),
             "ready_at_s": ready_at,
             "operator_peak_rss_mb": {
                 "services": rss_mb(operator.services.pid, "VmHWM"),
@@ -151,15 +160,20 @@ def one_scale(n: int) -> dict[str, Any]:
         return figures
 
 
-def main(counts: list[int]) -> None:
+def main(counts: list[int], phase_seconds: float) -> None:
     results: list[dict[str, Any]] = []
     for n in counts:
-        results.append(one_scale(n))
+        results.append(one_scale(n, phase_seconds))
         record("scale", results=results)  # after each N: a run stopped later keeps what it measured
-    print(f"rerun: .venv/bin/python -m tests.bench.scale --counts {' '.join(map(str, counts))}")
+    print(
+        f"rerun: .venv/bin/python -m tests.bench.scale --counts {' '.join(map(str, counts))} "
+        f"--phase-seconds {phase_seconds:.0f}"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", type=int, nargs="+", default=[100])
-    main(parser.parse_args().counts)
+    parser.add_argument("--phase-seconds", type=float, default=900.0, help="give up on a phase after this long")
+    args = parser.parse_args()
+    main(args.counts, args.phase_seconds)
