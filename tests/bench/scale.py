@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import subprocess
 import time
 from typing import Any
@@ -30,7 +31,15 @@ from devstack import control_plane
 from devstack.operator import Operator
 from devstack.stack import Stack
 from tests import light
-from tests.bench.common import Api, ReadyWatch, cpu_seconds, record, rss_mb, running_stack_and_operator
+from tests.bench.common import (
+    Api,
+    ReadyWatch,
+    cpu_by_group,
+    cpu_seconds,
+    record,
+    rss_mb,
+    running_stack_and_operator,
+)
 from tests.bench.operator_cost import RSDS, counter_total, rsd_path
 
 NAMESPACE = "scale"
@@ -48,7 +57,7 @@ def apiserver_requests(api: Api) -> tuple[float, float]:
     return total, writes
 
 
-def snapshot(stack: Stack, operator: Operator, api: Api) -> dict[str, float]:
+def snapshot(stack: Stack, operator: Operator, api: Api) -> dict[str, Any]:
     assert operator.services is not None
     assert stack.restate.process is not None
     total, writes = apiserver_requests(api)
@@ -63,10 +72,11 @@ def snapshot(stack: Stack, operator: Operator, api: Api) -> dict[str, float]:
         "passes": passes,
         "requests": total,
         "writes": writes,
+        "cpu_by_group": cpu_by_group(),
     }
 
 
-def phase(label: str, n: int, ready: int, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+def phase(label: str, n: int, ready: int, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     figures = {
         "seconds": after["at"] - before["at"],
         "ready": ready,
@@ -77,6 +87,9 @@ def phase(label: str, n: int, ready: int, before: dict[str, float], after: dict[
         "writes_per_resource": (after["writes"] - before["writes"]) / n,
         "operator_cpu_s": after["operator_cpu"] - before["operator_cpu"],
         "restate_cpu_s": after["restate_cpu"] - before["restate_cpu"],
+        "cpu_by_group_s": {
+            group: seconds - before["cpu_by_group"].get(group, 0.0) for group, seconds in after["cpu_by_group"].items()
+        },
     }
     print(
         f"{label} of {n}: {'all' if ready == n else ready} Ready in {figures['seconds']:.1f} s; per resource: "
@@ -85,6 +98,12 @@ def phase(label: str, n: int, ready: int, before: dict[str, float], after: dict[
         f"{figures['passes_per_resource']:.2f} passes run), "
         f"{figures['requests_per_resource']:.1f} apiserver requests ({figures['writes_per_resource']:.1f} writes); "
         f"operator CPU {figures['operator_cpu_s']:.1f} s, restate-server CPU {figures['restate_cpu_s']:.1f} s"
+    )
+    busiest = sorted(figures["cpu_by_group_s"].items(), key=lambda item: -item[1])
+    print(
+        f"  the machine's CPU in it ({sum(figures['cpu_by_group_s'].values()):.0f} s of "
+        f"{(os.cpu_count() or 1) * figures['seconds']:.0f} core-seconds): "
+        + ", ".join(f"{g} {s:.1f} s" for g, s in busiest)
     )
     return figures
 
