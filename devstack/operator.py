@@ -127,8 +127,9 @@ class Operator:
             self.services.stop()
 
     def metrics(self, port: int) -> dict[str, float]:
-        """Prometheus samples of one of our processes, `name{labels}` -> value."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        """Prometheus samples of one of our processes, `name{labels}` -> value. The timeout is generous:
+        the probes share the event loop with hundreds of passes at once in the scale benchmarks."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
             text = response.read().decode()
         samples = {}
         for line in text.splitlines():

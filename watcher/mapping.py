@@ -12,6 +12,7 @@ applies, and status steps nobody waits for, are dropped.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Hashable
@@ -301,9 +302,19 @@ def event_key(obj: Obj, reason: Reason) -> str:
     return f"{reason}:{meta.get('uid')}:{meta.get('resourceVersion')}"
 
 
-def resync_key(now: float, period: float) -> str:
-    """Every replica resyncing within one period agrees on the key, so Restate runs it once."""
-    return f"resync:{int(now // period)}"
+@functools.lru_cache(maxsize=65536)
+def resync_offset(target: Target, period: float) -> float:
+    """When in each period `target` resyncs, from a stable hash of it: resources spread evenly over
+    the period (500 resources cost a steady trickle of passes, not a burst of 500 at once), and
+    every replica picks the same moment for the same resource."""
+    digest = hashlib.sha256(f"{target.kind}/{target.key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * period
+
+
+def resync_slot(now: float, period: float, offset: float) -> int:
+    """Which of a resource's resyncs is the latest one due at `now`: every replica agrees, so the
+    key built from it makes Restate run each resync once."""
+    return int((now - offset) // period)
 
 
 def merge(current: Forward | None, new: Forward) -> Forward:

@@ -22,7 +22,8 @@ class WatcherSettings(BaseModel):
     """PROBES_BIND: /healthz, /readyz (every watch has listed once) and /metrics."""
 
     resync_seconds: float = 300.0
-    """RESYNC_SECONDS: every resource is forwarded at least this often, so drift heals without events."""
+    """RESYNC_SECONDS: every resource is forwarded at least this often, so drift heals without events
+    (each at its own moment of the period: `mapping.resync_offset`)."""
 
     coalesce_seconds: float = 0.3
     """COALESCE_SECONDS: a resource is forwarded once no new event came for it for this long..."""

@@ -24,6 +24,8 @@ from watcher.settings import WatcherSettings
 logger = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+# How often the resync loop looks for resources whose moment in the period has come.
+RESYNC_TICK_SECONDS = 1.0
 
 
 class Watcher:
@@ -101,10 +103,14 @@ class Watcher:
             trigger = f"{event} {mapping.trigger_of(obj)}" + (f" ({why})" if why else "")
             self.forwarder.submit(mapping.Forward(target, "child", trigger, mapping.event_key(obj, "child")))
 
-    def resync(self) -> None:
-        key = mapping.resync_key(time.time(), self.settings.resync_seconds)
+    def resync(self, since: float, now: float) -> None:
+        """Forward every known resource whose resync moment (`mapping.resync_offset`) is in (since, now]."""
+        period = self.settings.resync_seconds
         for target in set(self.known.values()):
-            self.forwarder.submit(mapping.Forward(target, "resync", "periodic resync", key))
+            offset = mapping.resync_offset(target, period)
+            slot = mapping.resync_slot(now, period, offset)
+            if slot > mapping.resync_slot(since, period, offset):
+                self.forwarder.submit(mapping.Forward(target, "resync", "periodic resync", f"resync:{slot}"))
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         expected = set(self.settings.kinds) | set(kinds.CHILD_KINDS) | set(mapping.LABELLED)
@@ -115,9 +121,12 @@ class Watcher:
 
 
 async def _resync_loop(watcher: Watcher) -> None:
+    since = time.time()
     while True:
-        await asyncio.sleep(watcher.settings.resync_seconds)
-        watcher.resync()
+        await asyncio.sleep(min(RESYNC_TICK_SECONDS, watcher.settings.resync_seconds / 10))
+        now = time.time()
+        watcher.resync(since, now)
+        since = now
 
 
 async def _serve_probes(watcher: Watcher, bind: str, stop: asyncio.Event) -> None:

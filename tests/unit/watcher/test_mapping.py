@@ -96,11 +96,20 @@ def test_children_of_others_are_ignored(child: dict[str, Any]) -> None:
     assert mapping.owner_target(child, ("RestateCloudEnvironment",)) is None
 
 
-def test_event_keys_name_the_object_version_and_resync_keys_agree_within_a_period() -> None:
+def test_event_keys_name_the_object_version() -> None:
     assert mapping.event_key(rce(), "spec") == "spec:u1:5"
     assert mapping.event_key(rce(resourceVersion="6"), "spec") != mapping.event_key(rce(), "spec")
-    assert mapping.resync_key(1000.0, 300) == mapping.resync_key(1199.0, 300) == "resync:3"
-    assert mapping.resync_key(1200.0, 300) == "resync:4"
+
+
+def test_resync_moments_spread_resources_over_the_period_and_every_replica_agrees() -> None:
+    targets = [Target("RestateDeployment", f"ns/app-{i}") for i in range(500)]
+    offsets = [mapping.resync_offset(t, 300.0) for t in targets]
+    assert all(0 <= o < 300 for o in offsets)
+    per_minute = [sum(1 for o in offsets if m * 60 <= o < (m + 1) * 60) for m in range(5)]
+    assert all(70 <= n <= 130 for n in per_minute), f"about 100 a minute, not a burst: {per_minute}"
+    assert mapping.resync_offset(Target("RestateDeployment", "ns/app-0"), 300.0) == offsets[0]  # stable
+    assert mapping.resync_slot(1000.0, 300.0, 100.0) == mapping.resync_slot(1299.0, 300.0, 100.0) == 3
+    assert mapping.resync_slot(1300.0, 300.0, 100.0) == 4
 
 
 def test_merge_keeps_the_stronger_reason_and_the_newest_trigger() -> None:
@@ -124,7 +133,7 @@ def test_merged_forward_gets_a_key_of_its_own() -> None:
     assert merged == mapping.merge(changed_spec, relisted_child)  # deterministic
 
 
-def test_resync_forwards_every_known_resource_with_a_shared_key() -> None:
+def test_resync_forwards_each_known_resource_once_a_period_at_its_own_moment() -> None:
     from watcher.settings import WatcherSettings
     from watcher.supervisor import Watcher
 
@@ -142,9 +151,15 @@ def test_resync_forwards_every_known_resource_with_a_shared_key() -> None:
     watcher.on_primary("DELETED", other)
     assert [f.reason for f in submitted] == ["spec", "spec"]
     submitted.clear()
-    watcher.resync()
-    assert [(f.target.key, f.reason) for f in submitted] == [("env", "resync")]
-    assert submitted[0].idempotency_key.startswith("resync:")
+    env = Target("RestateCloudEnvironment", "env")
+    moment = 3000.0 + mapping.resync_offset(env, 300.0)
+    for tick in range(600):  # two periods in 1 s ticks, as the resync loop runs them
+        watcher.resync(moment - 300 + tick - 1, moment - 300 + tick)
+    assert [(f.target.key, f.reason) for f in submitted] == [("env", "resync"), ("env", "resync")]
+    assert [f.idempotency_key for f in submitted] == ["resync:9", "resync:10"]
+    submitted.clear()
+    watcher.resync(moment - 0.5, moment + 0.25)  # another replica, ticking at other instants
+    assert [f.idempotency_key for f in submitted] == ["resync:10"], "the same key: Restate runs it once"
 
 
 def labelled(kind: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
