@@ -68,7 +68,7 @@ bench: tools
 	$(PY) -m tests.bench.operator_cost --rounds 10 --light
 	$(PY) -m tests.bench.floor_ratio --rounds 10 --cluster-rounds 3
 	$(PY) -m tests.bench.drain_lag --rounds 20
-	$(PY) -m tests.bench.scale --counts 100
+	$(PY) -m tests.bench.scale --counts 100 250 --phase-seconds 600
 	$(PY) -m tests.bench.idle_cost --count 50 --minutes 3
 	$(PY) -m tests.bench.registration_cost --count 1000
 	$(PY) -m tests.bench.rollout_latency --rounds 10
