@@ -26,23 +26,24 @@ from tests.bench.scale import NAMESPACE, make_room
 QUIET_SECONDS = 20.0
 
 
-def query(admin: str, sql: str) -> int:
-    response = httpx.post(f"{admin}/query", json={"query": sql}, headers={"Accept": "application/json"})
+def query(admin: httpx.Client, sql: str) -> int:
+    response = admin.post("/query", json={"query": sql}, headers={"Accept": "application/json"})
     response.raise_for_status()
     return int(response.json()["rows"][0]["n"])
 
 
 def main(count: int, minutes: int, resync: int) -> None:
-    with running_stack_and_operator() as (stack, operator):
+    with running_stack_and_operator() as (stack, operator), httpx.Client(timeout=60) as admin:
         operator.stop_watchers()
         operator.start_watcher(RESYNC_SECONDS=str(resync))
-        api, admin = Api(stack), stack.restate.admin_url
+        api, admin_url = Api(stack), stack.restate.admin_url
+        admin.base_url = httpx.URL(admin_url)  # one client: a new one per query re-reads the CA file
         api.create_namespace(NAMESPACE)
         make_room(stack, count + 10)  # past 220 pods the stack's two nodes leave the rest Pending
         watch = ReadyWatch(stack, RSDS)
         try:
             applied = [
-                api.apply(rsd_path(NAMESPACE, f"b{i}"), light.rsd(i, "v1", admin, NAMESPACE)) for i in range(count)
+                api.apply(rsd_path(NAMESPACE, f"b{i}"), light.rsd(i, "v1", admin_url, NAMESPACE)) for i in range(count)
             ]
             for i, obj in enumerate(applied):
                 watch.wait(f"b{i}", obj["metadata"]["generation"], NAMESPACE, timeout=900)
@@ -74,7 +75,8 @@ def main(count: int, minutes: int, resync: int) -> None:
                     f"passes {sample['passes'] - before['passes']:.0f}, "
                     f"invocations kept {sample['invocations']} ({sample['invocations'] - before['invocations']:+}), "
                     f"state rows {sample['state_rows']} ({sample['state_rows'] - before['state_rows']:+}), "
-                    f"restate disk {sample['restate_disk_mb']} MB"
+                    f"restate disk {sample['restate_disk_mb']} MB",
+                    flush=True,  # an hour-long run shows its minutes as they come, also into a file
                 )
             if minute < minutes:
                 time.sleep(60)
