@@ -16,10 +16,9 @@ import hypercorn.asyncio
 import hypercorn.config
 import restate.server
 
-from services import app, metrics, registration, request_identity
+from services import app, metrics, probes, registration, request_identity
 from services.clients.connections import Connections
 from services.clients.restate_admin import RestateAdmin, close_shared
-from services.probes import probes_app
 from services.settings import Settings
 
 logger = logging.getLogger("services")
@@ -44,7 +43,7 @@ async def serve(settings: Settings) -> None:
     objects = app.services(connections)
     keys = request_identity.identity_keys(settings)
     restate_app = app.build(objects, keys)
-    probes = probes_app(lambda: (not stop.is_set(), {"kinds": [r.kind.kind for r in app.RECONCILERS]}))
+    kinds = [r.kind.kind for r in app.RECONCILERS]
     logger.info(
         "serving reconcilers on %s (%s), probes on %s",
         settings.bind,
@@ -64,11 +63,7 @@ async def serve(settings: Settings) -> None:
             hypercorn.asyncio.serve(
                 restate_app, _config(settings.bind, settings.shutdown_grace_seconds), shutdown_trigger=stop.wait
             ),
-            hypercorn.asyncio.serve(
-                probes,  # type: ignore[arg-type]  # a plain ASGI callable; hypercorn's alias is narrower
-                _config(settings.probes_bind, 1.0),
-                shutdown_trigger=stop.wait,
-            ),
+            probes.serve(lambda: (not stop.is_set(), {"kinds": kinds}), settings.probes_bind, stop),
         )
     finally:
         await connections.close()

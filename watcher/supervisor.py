@@ -9,14 +9,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
-import hypercorn.asyncio
-import hypercorn.config
 
-from services import kinds, metrics
+from services import kinds, metrics, probes
 from services.clients import permissions
 from services.clients.kube import Kube
 from services.kinds import RESOURCES
-from services.probes import probes_app
 from watcher import mapping, watching
 from watcher.forwarding import Forwarder
 from watcher.settings import WatcherSettings
@@ -129,14 +126,6 @@ async def _resync_loop(watcher: Watcher) -> None:
         since = now
 
 
-async def _serve_probes(watcher: Watcher, bind: str, stop: asyncio.Event) -> None:
-    config = hypercorn.config.Config()
-    config.bind = [bind]
-    config.accesslog = None
-    app = probes_app(watcher.ready)
-    await hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-
-
 async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
     """Run every task until `stop` is set or one of them fails."""
     kube = await Kube.connect(
@@ -158,7 +147,7 @@ async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
         coroutines: dict[str, Coroutine[Any, Any, None]] = {
             "forwarder": forwarder.run(),
             "resync": _resync_loop(watcher),
-            "probes": _serve_probes(watcher, settings.probes_bind, stop),
+            "probes": probes.serve(watcher.ready, settings.probes_bind, stop),
         }
         for kind in settings.kinds:
             coroutines[f"watch {kind}"] = watching.watch_kind(
