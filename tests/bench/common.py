@@ -241,6 +241,17 @@ def cpu_by_group() -> dict[str, float]:
     return groups
 
 
+def disk_mb(path: Path) -> float:
+    """What the files under `path` occupy on disk (as `du`), in MB; files that vanish meanwhile (a
+    compaction) are skipped, where `du` would fail the whole count."""
+    total = 0
+    for directory, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+    return total / 1e6
+
+
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
     """The largest `field` (VmRSS now, VmHWM peak) in `pid`'s process tree, in MB."""
     largest = 0

@@ -13,13 +13,12 @@ cost is mostly resyncs. Flat means: the figures of each minute are alike, nothin
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 
 import httpx
 
 from tests import light
-from tests.bench.common import Api, ReadyWatch, cpu_seconds, record, running_stack_and_operator
+from tests.bench.common import Api, ReadyWatch, cpu_seconds, disk_mb, record, running_stack_and_operator
 from tests.bench.operator_cost import RSDS, counter_total, rsd_path
 from tests.bench.scale import NAMESPACE, make_room
 
@@ -58,7 +57,7 @@ def main(count: int, minutes: int, resync: int) -> None:
                 "operator_cpu_s": cpu_seconds(operator.services.pid)
                 + sum(cpu_seconds(w.pid) for w in operator.watchers),
                 "restate_cpu_s": cpu_seconds(stack.restate.process.pid),
-                "restate_disk_mb": int(subprocess.check_output(["du", "-sm", str(stack.restate.work)]).split()[0]),
+                "restate_disk_mb": disk_mb(stack.restate.work),
                 "invocations": query(admin, "SELECT count(*) AS n FROM sys_invocation"),
                 "state_rows": query(admin, "SELECT count(*) AS n FROM state"),
                 "passes": counter_total(
@@ -75,7 +74,7 @@ def main(count: int, minutes: int, resync: int) -> None:
                     f"passes {sample['passes'] - before['passes']:.0f}, "
                     f"invocations kept {sample['invocations']} ({sample['invocations'] - before['invocations']:+}), "
                     f"state rows {sample['state_rows']} ({sample['state_rows'] - before['state_rows']:+}), "
-                    f"restate disk {sample['restate_disk_mb']} MB",
+                    f"restate disk {sample['restate_disk_mb']:.0f} MB",
                     flush=True,  # an hour-long run shows its minutes as they come, also into a file
                 )
             if minute < minutes:

@@ -21,7 +21,6 @@ import contextlib
 import json
 import math
 import os
-import subprocess
 import time
 from typing import Any
 
@@ -36,6 +35,7 @@ from tests.bench.common import (
     ReadyWatch,
     cpu_by_group,
     cpu_seconds,
+    disk_mb,
     record,
     rss_mb,
     running_stack_and_operator,
@@ -169,12 +169,12 @@ def one_scale(n: int, phase_seconds: float) -> dict[str, Any]:
                 "watcher": sum(rss_mb(w.pid, "VmHWM") for w in operator.watchers),
             },
             "restate_peak_rss_mb": rss_mb(stack.restate.process.pid, "VmHWM"),
-            "restate_disk_mb": int(subprocess.check_output(["du", "-sm", str(stack.restate.work)]).split()[0]),
+            "restate_disk_mb": disk_mb(stack.restate.work),
         }
         print(
             f"{n}: operator peak RSS services {figures['operator_peak_rss_mb']['services']:.0f} MB, watcher "
             f"{figures['operator_peak_rss_mb']['watcher']:.0f} MB; restate-server peak RSS "
-            f"{figures['restate_peak_rss_mb']:.0f} MB, disk {figures['restate_disk_mb']} MB"
+            f"{figures['restate_peak_rss_mb']:.0f} MB, disk {figures['restate_disk_mb']:.0f} MB"
         )
         return figures
 
