@@ -14,15 +14,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Reason = Literal["spec", "child", "resync", "wakeup", "manual"]
+Reason = Literal["spec", "child", "resync", "wakeup", "work", "manual"]
 """Why a reconcile was asked for: the watcher sends spec, child and resync; wakeup is a reconciler's
-own delayed self-send; manual is anyone else (a person with curl, a command handler)."""
+own delayed self-send; work is `InvocationWatch` saying the invocations a draining version waited
+for have finished; manual is anyone else (a person with curl, a command handler)."""
 
 
 class ReconcileRequest(BaseModel):
     """Why a reconcile was asked for. Identity is the object key; the state is always re-read."""
 
-    reason: Reason = Field(default="manual", description="spec, child, resync, wakeup or manual (forced).")
+    reason: Reason = Field(default="manual", description="spec, child, resync, wakeup, work or manual (forced).")
     trigger: str | None = Field(default=None, description="What the watcher saw, e.g. Deployment/ns/name@123.")
     wakeup: str | None = Field(default=None, description="Token of a scheduled wake-up (internal).")
 

@@ -81,7 +81,11 @@ async def finalize(steps: Steps, rsd: Obj) -> Outcome:
             version.phase, version.active_invocations = VersionPhase.DRAINING, n
         versions.save(steps.ctx, rollout)
         return Outcome(
-            ready=False, reason="DeletionBlocked", message=f"{waits}; {hint}", requeue_after=phases.DRAIN_POLL_SECONDS
+            ready=False,
+            reason="DeletionBlocked",
+            message=f"{waits}; {hint}",
+            requeue_after=phases.DRAIN_POLL_SECONDS,
+            wake_on=versions.awaited((v for v, _ in blocking), report),
         )
     for version in rollout.versions:
         if version.deployment_id and report.exists(version.deployment_id):

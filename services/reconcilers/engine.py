@@ -38,7 +38,7 @@ from services.clients.connections import Connections
 from services.clients.kube import Obj
 from services.contract import ReconcileRequest, split_key
 from services.kinds import CustomKind
-from services.reconcilers import failures, finalizers
+from services.reconcilers import awaiting, failures, finalizers
 from services.reconcilers.steps import Steps
 
 logger = restate.getLogger(__name__)  # type: ignore[no-untyped-call]  # silent during replay
@@ -63,6 +63,7 @@ class Outcome(BaseModel):
     reason: str
     message: str
     requeue_after: float | None = None
+    wake_on: list[str] = Field(default_factory=list)  # invocation ids: a pass once all have finished (`awaiting`)
     status: dict[str, Any] = Field(default_factory=dict)
     conditions: list[dict[str, Any]] = Field(default_factory=list)  # kind-specific, beside Ready/Progressing/Degraded
 
@@ -220,7 +221,7 @@ async def _reconcile(
         obj = await steps.get(kind.resource, name, namespace)
     except errors.OperatorError as failure:
         outcome, _ = on_failure(state, failure)
-        return await _schedule(ctx, state, handler, outcome, "failed")
+        return await _schedule(ctx, state, handler, outcome, "failed", kind.service_name)
     if obj is None:
         metrics.forget_resource(kind.kind, namespace or "", name)
         ctx.clear_all()
@@ -246,7 +247,7 @@ async def _reconcile(
         (outcome, degraded), action = on_failure(state, failure), "failed"
     await _write_status(ctx, state, steps, obj, outcome, degraded)
     state.reconciles += 1
-    return await _schedule(ctx, state, handler, outcome, action)
+    return await _schedule(ctx, state, handler, outcome, action, kind.service_name)
 
 
 async def _finalize(
@@ -280,7 +281,7 @@ async def _finalize(
     await _write_status(ctx, state, steps, obj, outcome, degraded)
     if outcome.requeue_after is None:
         outcome.requeue_after = TRANSIENT_RETRY_SECONDS
-    return await _schedule(ctx, state, handler, outcome, action)
+    return await _schedule(ctx, state, handler, outcome, action, kind.service_name)
 
 
 def on_failure(state: ObjectState, failure: errors.OperatorError) -> tuple[Outcome, str | None]:
@@ -379,9 +380,10 @@ def pending_wakeup_suffices(state: ObjectState, now: float, delay: float) -> boo
 
 
 async def _schedule(
-    ctx: restate.ObjectContext, state: ObjectState, handler: Any, outcome: Outcome, action: Any
+    ctx: restate.ObjectContext, state: ObjectState, handler: Any, outcome: Outcome, action: Any, service: str
 ) -> ReconcileResult:
-    """Persist state and, when waiting, one delayed self-send that supersedes any later one."""
+    """Persist state and, when waiting, one delayed self-send that supersedes any later one; and the
+    watch of the invocations the outcome waits for."""
     if outcome.requeue_after is not None:
         delay = max(1.0, outcome.requeue_after)
         now = await ctx.time()
@@ -396,6 +398,8 @@ async def _schedule(
             )
     else:
         state.wakeup_token = state.wakeup_at = None
+    if outcome.wake_on:
+        awaiting.wake_when_done(ctx, service, outcome.wake_on)
     ctx.set(STATE, state)
     return ReconcileResult(
         action=action, reason=outcome.reason, message=outcome.message, requeue_after_seconds=outcome.requeue_after

@@ -202,7 +202,9 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
         collision_count=collisions,
         knative=KnativeStatus(configuration_name=name, route_name=name, url=url, latest_revision=latest_revision),
     ).model_dump(mode="json", by_alias=True, exclude_none=True)
-    return _outcome(rollout, latest, desired, seen.gate, report, url, status, next_wakeup)
+    outcome = _outcome(rollout, latest, desired, seen.gate, report, url, status, next_wakeup)
+    outcome.wake_on = versions.awaited(rollout.versions, report)
+    return outcome
 
 
 async def _observe_desired(

@@ -240,7 +240,9 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
     phases.settle(rollout)
     _count_pods(rollout, latest, found, pods)
     versions.save(ctx, rollout)
-    return _outcome(rsd, spec, rollout, latest, desired, pods, report, hash_, collisions, next_wakeup, conflict)
+    outcome = _outcome(rsd, spec, rollout, latest, desired, pods, report, hash_, collisions, next_wakeup, conflict)
+    outcome.wake_on = versions.awaited(rollout.versions, report)
+    return outcome
 
 
 async def _restore_lost(

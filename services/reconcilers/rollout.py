@@ -46,6 +46,14 @@ SELECT 'waiting' AS kind, s.deployment_id AS id, s.name AS service, count(*) AS 
   WHERE i.status != 'completed' AND i.pinned_deployment_id IS NULL AND s.deployment_id IN ({work})
   GROUP BY s.deployment_id, s.name
 """
+# The invocations to wait for (`awaiting`): the newest are likely to finish last, and a version
+# with more waits for these first, then for the next ones.
+AWAITED_QUERY = """
+SELECT id, pinned_deployment_id FROM sys_invocation_status
+  WHERE status != 'completed' AND pinned_deployment_id IN ({ids})
+  ORDER BY created_at DESC LIMIT {limit}
+"""
+AWAITED_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,12 @@ def drain_query(asked: Asked) -> str | None:
     return sql + WORK_QUERY.format(work=_literals(asked.work)) if asked.work else sql
 
 
+def awaited_query(report: DrainReport) -> str | None:
+    """The SQL for the ids of the invocations pinned to deployments with work, or None when none has."""
+    pinned = [deployment for deployment, n in report.pinned.items() if n > 0]
+    return AWAITED_QUERY.format(ids=_literals(pinned), limit=AWAITED_LIMIT) if pinned else None
+
+
 def _literals(ids: Iterable[str]) -> str:
     return ", ".join("'" + i.replace("'", "''") + "'" for i in sorted(ids))
 
@@ -78,6 +92,12 @@ class DrainReport:
     latest: dict[str, str] = field(default_factory=dict)  # service -> deployment id it routes to
     pinned: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
+    awaited: dict[str, list[str]] = field(default_factory=dict)  # deployment id -> invocations pinned to it
+
+    def note_awaited(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if row.get("id") and row.get("pinned_deployment_id"):
+                self.awaited.setdefault(str(row["pinned_deployment_id"]), []).append(str(row["id"]))
 
     @classmethod
     def parse(cls, rows: list[dict[str, Any]]) -> DrainReport:

@@ -8,7 +8,7 @@ deregister through the same journaled calls here, and report versions in the sam
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import restate
@@ -23,7 +23,7 @@ from services.models.deployment import RestateDeploymentSpec, VersionPhase, Vers
 from services.reconcilers import phases
 from services.reconcilers.admin import admin
 from services.reconcilers.engine import Outcome, rfc3339
-from services.reconcilers.rollout import Asked, DrainReport, Rollout, Version, drain_query
+from services.reconcilers.rollout import Asked, DrainReport, Rollout, Version, awaited_query, drain_query
 from services.reconcilers.steps import Steps
 
 ROLLOUT = "rollout"
@@ -100,8 +100,25 @@ async def drain_report(steps: Steps, endpoint: AdminEndpoint, asked: Asked) -> D
     sql = drain_query(asked)
     if sql is None:
         return DrainReport()
-    return DrainReport.parse(
+    report = DrainReport.parse(
         await steps.run("query Restate deployments", query_drain, steps.connections, endpoint, sql)
+    )
+    awaited = awaited_query(report)
+    if awaited is not None:
+        report.note_awaited(
+            await steps.run("query pinned invocations", query_drain, steps.connections, endpoint, awaited)
+        )
+    return report
+
+
+def awaited(versions: Iterable[Version], report: DrainReport) -> list[str]:
+    """The invocations pinned to these versions while they drain: a pass once they have finished
+    (`awaiting`) retires a version without waiting for the next drain poll."""
+    return sorted(
+        invocation
+        for version in versions
+        if version.phase == VersionPhase.DRAINING and version.deployment_id
+        for invocation in report.awaited.get(version.deployment_id, [])
     )
 
 

@@ -166,6 +166,29 @@ def test_v2_rollout_drains_v1_before_retiring_it(operator: Operator, ns: str) ->
     assert rs_v1["spec"]["replicas"] == 0
 
 
+def test_a_draining_version_retires_on_the_news_that_its_invocations_finished(operator: Operator, ns: str) -> None:
+    """Not at the next drain poll (every 10 s): `InvocationWatch` attaches to the pinned invocation
+    and asks for the pass that retires the version once it finished."""
+    stack = operator.stack
+    apply(stack, rsd(ns, "v1", stack))
+    v1 = latest_name(wait_ready(stack, ns))
+    held = call(stack, "hold", 4, send=True).json()["invocationId"]
+    pinned = f"SELECT id FROM sys_invocation_status WHERE id = '{held}' AND pinned_deployment_id IS NOT NULL"
+    procs.wait_until("the invocation runs on v1", lambda: bool(sql(stack, pinned)), timeout=30)
+    apply(stack, rsd(ns, "v2", stack))
+    wait_ready(stack, ns)
+    procs.wait_until("v1 Draining", lambda: phases(stack, ns).get(v1) == "Draining", timeout=30)
+
+    procs.wait_until("the invocation finished", lambda: invocation_done(stack, held), timeout=30)
+    procs.wait_until("v1 Drained", lambda: phases(stack, ns).get(v1) == "Drained", timeout=30)
+    woken = sql(
+        stack,
+        "SELECT status FROM sys_invocation WHERE target_service_name = 'DeploymentReconciler' "
+        f"AND target_service_key = '{ns}/{NAME}' AND idempotency_key LIKE 'work:%'",
+    )
+    assert [row["status"] for row in woken] == ["completed"], "one pass on the news, once"
+
+
 def test_rollback_repromotes_v1_in_restate(operator: Operator, ns: str) -> None:
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))

@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 
 from services.models.deployment import VersionPhase
+from services.reconcilers import versions
 from services.reconcilers.rollout import (
     Asked,
     DrainReport,
     Rollout,
     Version,
     adopt,
+    awaited_query,
     drain_query,
     idle_decision,
     parse_rfc3339,
@@ -256,6 +258,25 @@ def test_drain_query_asks_only_about_known_ids_and_counts_work_only_where_asked(
     assert both is not None
     assert both.count("IN ('dp_a')") == 2  # pinned and waiting work
     assert "IN ('it''s')" in (drain_query(Asked(frozenset({"it's"}), frozenset())) or "")
+
+
+def test_the_invocations_to_await_are_asked_only_for_deployments_with_pinned_work() -> None:
+    report = DrainReport.parse(ROWS)
+    sql = awaited_query(report)
+    assert sql is not None
+    assert "IN ('dp_old')" in sql, "dp_new has waiting work only: nothing pinned to attach to yet"
+    assert "LIMIT 20" in sql
+    assert awaited_query(DrainReport.parse([{"kind": "deployment", "id": "dp_idle"}])) is None
+    report.note_awaited([{"id": "inv_1", "pinned_deployment_id": "dp_old"}, {"id": "inv_2"}])
+    assert report.awaited == {"dp_old": ["inv_1"]}
+
+
+def test_only_draining_versions_wait_for_their_invocations() -> None:
+    report = DrainReport(awaited={"dp_a": ["inv_2", "inv_1"], "dp_b": ["inv_3"], "dp_c": ["inv_4"]})
+    draining = Version(name="a", hash="a", phase=VersionPhase.DRAINING, deployment_id="dp_a")
+    latest = Version(name="b", hash="b", phase=VersionPhase.LATEST, deployment_id="dp_b")
+    drained = Version(name="c", hash="c", phase=VersionPhase.DRAINED, deployment_id=None)
+    assert versions.awaited([draining, latest, drained], report) == ["inv_1", "inv_2"]
 
 
 def test_what_a_pass_asks_of_its_versions_and_workloads() -> None:
