@@ -11,9 +11,9 @@ The poll stays, as the fallback for what this does not see (invocations not pinn
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Sequence
+from datetime import timedelta
 
 import restate
 from pydantic import BaseModel
@@ -27,6 +27,9 @@ SERVICE = restate.Service(
 )
 
 
+WATCH_AT_MOST = timedelta(hours=1)
+
+
 class WatchRequest(BaseModel):
     service: str  # the reconciler's virtual object, e.g. DeploymentReconciler
     key: str
@@ -35,10 +38,16 @@ class WatchRequest(BaseModel):
 
 @SERVICE.handler()
 async def watch(ctx: restate.Context, request: WatchRequest) -> None:
-    for invocation in request.invocations:
-        # One that failed, was cancelled or is already gone needs the version no more either.
-        with contextlib.suppress(restate.TerminalError):
-            await ctx.attach_invocation(invocation, serde=BytesSerde())
+    # A failed, cancelled or already purged invocation completes its attachment too: it needs the
+    # version no more either way. One stuck behind a force-drained version would never end, so the
+    # watch gives up after WATCH_AT_MOST (the drain poll still sees it end).
+    waiting = [ctx.attach_invocation(invocation, serde=BytesSerde()) for invocation in request.invocations]
+    give_up = ctx.sleep(WATCH_AT_MOST)
+    while waiting:
+        done, _ = await restate.wait_completed(*waiting, give_up)
+        if give_up in done:
+            return
+        waiting = [attached for attached in waiting if attached not in done]
     trigger = f"{len(request.invocations)} awaited invocation(s) finished"
     ctx.generic_send(
         request.service,
