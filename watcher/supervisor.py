@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -117,13 +117,21 @@ class Watcher:
         return not missing, {"pendingWatches": missing, "pendingForwards": self.forwarder.pending()}
 
 
-async def _resync_loop(watcher: Watcher) -> None:
-    since = time.time()
+async def resync_loop(
+    watcher: Watcher,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Each resource once a period, at its own moment; a replica's first resyncs come in its second
+    period, since it has just forwarded every resource it listed."""
+    period = watcher.settings.resync_seconds
+    since = clock() + period
     while True:
-        await asyncio.sleep(min(RESYNC_TICK_SECONDS, watcher.settings.resync_seconds / 10))
-        now = time.time()
-        watcher.resync(since, now)
-        since = now
+        await sleep(min(RESYNC_TICK_SECONDS, period / 10))
+        now = clock()
+        if now > since:
+            watcher.resync(since, now)
+            since = now
 
 
 async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
@@ -146,7 +154,7 @@ async def run(settings: WatcherSettings, stop: asyncio.Event) -> None:
 
         coroutines: dict[str, Coroutine[Any, Any, None]] = {
             "forwarder": forwarder.run(),
-            "resync": _resync_loop(watcher),
+            "resync": resync_loop(watcher),
             "probes": probes.serve(watcher.ready, settings.probes_bind, stop),
         }
         for kind in settings.kinds:

@@ -162,6 +162,39 @@ def test_resync_forwards_each_known_resource_once_a_period_at_its_own_moment() -
     assert [f.idempotency_key for f in submitted] == ["resync:10"], "the same key: Restate runs it once"
 
 
+async def test_a_replicas_first_resyncs_come_in_its_second_period_spread_over_it() -> None:
+    from watcher.settings import WatcherSettings
+    from watcher.supervisor import Watcher, resync_loop
+
+    resynced: dict[str, list[float]] = {}
+    clock = [1000.0]
+
+    class Recorder:
+        def submit(self, forward: Forward) -> None:
+            resynced.setdefault(forward.target.key, []).append(clock[0] - 1000.0)
+
+    class ThreePeriods(Exception):
+        pass
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds
+        if clock[0] > 1000.0 + 3 * 300:
+            raise ThreePeriods
+
+    watcher = Watcher(WatcherSettings(resync_seconds=300), Recorder())
+    for i in range(50):
+        watcher.known[f"u{i}"] = Target("RestateDeployment", f"ns/app-{i}")
+    with pytest.raises(ThreePeriods):
+        await resync_loop(watcher, clock=lambda: clock[0], sleep=sleep)
+    assert len(resynced) == 50
+    for times in resynced.values():
+        assert len(times) == 2, "once in each period after the first"
+        assert 300 < times[0] <= 600
+        assert times[1] - times[0] == pytest.approx(300, abs=1.01)
+    firsts = sorted(times[0] for times in resynced.values())
+    assert firsts[-1] - firsts[0] > 150, "spread over the period, not all at once"
+
+
 def labelled(kind: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
     return {"kind": kind, "metadata": {"name": "x", "namespace": namespace, "labels": labels}}
 
