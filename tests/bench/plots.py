@@ -98,7 +98,10 @@ def growth() -> None:
     for phase in ("create", "rollout"):
         left.plot(counts, [r[phase]["invocations_per_resource"] for r in found["results"]], marker="o", label=phase)
         right.plot(
-            counts, [r[phase]["operator_cpu_s"] / r["count"] for r in found["results"]], marker="o", label=f"{phase}"
+            counts,
+            [r[phase]["operator_cpu_s"] / r["count"] for r in found["results"]],
+            marker="o",
+            label=f"{phase}: operator",
         )
         right.plot(
             counts,
@@ -115,6 +118,29 @@ def growth() -> None:
     left.legend()
     right.legend(fontsize="small")
     save(figure, "growth.png")
+
+
+def machine() -> None:
+    """Who spent the machine's CPU in each scale phase: the operator's share beside the stack's own."""
+    found = load("scale")
+    if not found or "cpu_by_group_s" not in found["results"][0]["create"]:
+        return
+    bars = [
+        (f"{r['count']} {phase}", r[phase]["cpu_by_group_s"])
+        for r in found["results"]
+        for phase in ("create", "rollout")
+    ]
+    groups = sorted({g for _, by in bars for g in by}, key=lambda g: -sum(by.get(g, 0.0) for _, by in bars))
+    figure, axes = plt.subplots(figsize=(8, 4))
+    bottoms = [0.0] * len(bars)
+    colours = plt.get_cmap("tab20")
+    for i, group in enumerate(groups):
+        heights = [max(0.0, by.get(group, 0.0)) for _, by in bars]
+        axes.bar([label for label, _ in bars], heights, bottom=bottoms, label=group, color=colours(i))
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    axes.set_ylabel("CPU seconds in the phase")
+    axes.legend(fontsize="small", ncol=2)
+    save(figure, "machine.png")
 
 
 def idle() -> None:
@@ -156,7 +182,7 @@ def registrations() -> None:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for plot in (latencies, drain, scale, growth, idle, registrations):
+    for plot in (latencies, drain, scale, growth, machine, idle, registrations):
         plot()
     print(f"plots in {OUT}: {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     print("rerun: .venv/bin/python -m tests.bench.plots")
