@@ -9,7 +9,11 @@ Changes to Restate's schema (registrations and deregistrations) go at most
 schema registry for each, and concurrent writers conflict and retry, so 500 at once (measured: a
 500-resource create) exhausted its retries ("retries for operation on key 'schema_registry'
 exhausted"), timed the admin API out for everything else, and converged far slower than a queue.
-A change that waits longer than `SCHEMA_QUEUE_SECONDS` fails as Unavailable and is retried.
+A queued change waits its turn for up to `SCHEMA_QUEUE_SECONDS`, then fails as Unavailable and is
+retried. The wait is long on purpose: at 20 s, a 500-resource create failed about a thousand
+attempts in the queue, each retried with backoff and its pass failed; a journaled step may block
+for minutes (Restate aborts an attempt that sent nothing only after its inactivity and abort
+timeouts, 1 + 10 minutes by default).
 
 Connections are pooled: without an explicit `transport`, every `RestateAdmin` of one base URL (in
 one event loop) shares one `httpx.AsyncClient`, made on first use and closed by `close_shared()`
@@ -31,7 +35,7 @@ from services import errors, metrics
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 SCHEMA_CHANGES_AT_ONCE = 2
-SCHEMA_QUEUE_SECONDS = 20.0
+SCHEMA_QUEUE_SECONDS = 240.0
 
 # One pool per event loop: an httpx client's connections belong to the loop that opened them.
 _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]] = (
