@@ -172,12 +172,14 @@ def test_a_draining_version_retires_on_the_news_that_its_invocations_finished(op
     stack = operator.stack
     apply(stack, rsd(ns, "v1", stack))
     v1 = latest_name(wait_ready(stack, ns))
-    held = call(stack, "hold", 4, send=True).json()["invocationId"]
+    # Long enough to outlast the rollout on a loaded machine: v1 must drain while it still runs.
+    held = call(stack, "hold", 15, send=True).json()["invocationId"]
     pinned = f"SELECT id FROM sys_invocation_status WHERE id = '{held}' AND pinned_deployment_id IS NOT NULL"
     procs.wait_until("the invocation runs on v1", lambda: bool(sql(stack, pinned)), timeout=30)
     apply(stack, rsd(ns, "v2", stack))
     wait_ready(stack, ns)
     procs.wait_until("v1 Draining", lambda: phases(stack, ns).get(v1) == "Draining", timeout=30)
+    assert not invocation_done(stack, held), "the rollout outlasted the held invocation: nothing to watch"
 
     procs.wait_until("the invocation finished", lambda: invocation_done(stack, held), timeout=30)
     procs.wait_until("v1 Drained", lambda: phases(stack, ns).get(v1) == "Drained", timeout=30)
