@@ -200,15 +200,19 @@ def tree_pids(pid: int) -> list[int]:
     return pids
 
 
+def _cpu_ticks(proc: Path) -> int:
+    """User + system clock ticks of one process so far (`/proc/<pid>/stat`)."""
+    fields = (proc / "stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of `pid`'s process tree so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for p in tree_pids(pid):
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+            total += _cpu_ticks(Path(f"/proc/{p}"))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # Who spends the machine's CPU in a benchmark: a process's group is the first whose mark is in its command line.
@@ -235,9 +239,8 @@ def cpu_by_group() -> dict[str, float]:
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
             argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            fields = (proc / "stat").read_text().rpartition(")")[2].split()
             group = next((name for name, mark in CPU_GROUPS if mark in argv), "other")
-            groups[group] = groups.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+            groups[group] = groups.get(group, 0.0) + _cpu_ticks(proc) / ticks
     return groups
 
 
