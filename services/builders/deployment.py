@@ -106,6 +106,12 @@ def _common_labels(rsd: Obj) -> dict[str, str]:
     return {**MANAGED_BY, OWNED_BY: rsd["metadata"]["name"]}
 
 
+def children_selector(name: str) -> str:
+    """The labels every child of resource `name` carries (upstream's too): a pass lists its own
+    ReplicaSets, not the namespace's, so its cost does not grow with the resources beside it."""
+    return ",".join(f"{k}={v}" for k, v in {**MANAGED_BY, OWNED_BY: name}.items())
+
+
 def propagated_annotations(rsd: Obj) -> dict[str, str]:
     """The resource's annotations as its children carry them (without kubectl's and the tunnel's)."""
     annotations = user_annotations(rsd)

@@ -63,9 +63,7 @@ async def finalize(steps: Steps, rsd: Obj) -> Outcome:
         except errors.NotFound:
             found = {}  # Knative Serving is not installed: nothing was created, only what memory knows remains
     else:
-        found = await steps.run(
-            "list ReplicaSets", replica_set_mode.replica_sets, steps, meta["namespace"], meta["uid"], None
-        )
+        found = await steps.run("list ReplicaSets", replica_set_mode.replica_sets, steps, meta, None)
     report = await versions.drain_report(steps, admin, to_ask(rollout, found.values(), None))
     adopt(rollout, found.values(), report, float(spec.restate.drain_delay_seconds), await steps.ctx.time())
     blocking = phases.deletion_blockers(rollout, report)

@@ -27,7 +27,6 @@ from pydantic import BaseModel
 from services import status as conditions
 from services.builders import deployment as build
 from services.builders.cloud import InProcessTunnel
-from services.builders.common import MANAGED_BY
 from services.clients.kube import Obj
 from services.kinds import RESOURCES
 from services.models.deployment import RestateDeploymentSpec, RestateDeploymentStatus, VersionPhase
@@ -47,7 +46,6 @@ from services.reconcilers.targets import Target
 
 AVAILABLE_RECHECK_SECONDS = 5.0
 RS = RESOURCES["ReplicaSet"]
-_MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 SCALE_MANAGER = "restate-operator/scale"
 ANNOTATION_MANAGER = "restate-operator/deployment-id"
 PROPAGATE_MANAGER = "restate-operator/propagate-annotations"  # upstream's manager for the same annotations
@@ -80,12 +78,13 @@ async def ready_endpoints(steps: Steps, namespace: str, service: str) -> int:
     return sum(conditions.ready_endpoints(s) for s in slices["items"])
 
 
-async def replica_sets(steps: Steps, namespace: str, owner_uid: str, desired: str | None) -> dict[str, ReplicaSetView]:
-    """name -> view of every ReplicaSet this resource owns (as upstream finds them: managed by the
-    operator, with an ownerReference to this resource's uid), plus whatever ReplicaSet holds the
+async def replica_sets(steps: Steps, owner: Obj, desired: str | None) -> dict[str, ReplicaSetView]:
+    """name -> view of every ReplicaSet the resource with metadata `owner` owns (as upstream finds
+    them: our labels naming it, an ownerReference to its uid), plus whatever ReplicaSet holds the
     desired version's name (it may belong to someone else)."""
     kube = await steps.kube()
-    listed = await kube.list(RS, namespace, label_selector=_MANAGED_SELECTOR)
+    namespace, owner_uid = owner["namespace"], owner["uid"]
+    listed = await kube.list(RS, namespace, label_selector=build.children_selector(owner["name"]))
     found = {rs["metadata"]["name"]: replica_set_view(rs, owner_uid) for rs in listed["items"]}
     found = {name: view for name, view in found.items() if view["owned"]}
     if desired and desired not in found and (squatter := await kube.get(RS, desired, namespace)) is not None:
@@ -185,7 +184,7 @@ async def converge(steps: Steps, rsd: Obj, spec: RestateDeploymentSpec, target: 
     pinned = hash_ != spec_hash
     desired_name = build.version_name(rsd, hash_)
 
-    found = await steps.run("list ReplicaSets", replica_sets, steps, namespace, meta["uid"], desired_name)
+    found = await steps.run("list ReplicaSets", replica_sets, steps, meta, desired_name)
     existing = found.get(desired_name)
     if pinned and (existing is None or not existing["owned"]):
         return versions.target_gone(ctx, rollout, desired_name, "ReplicaSet")

@@ -201,6 +201,20 @@ def test_replica_set_is_the_one_upstream_creates() -> None:
     assert rs["metadata"]["ownerReferences"][0]["kind"] == "RestateDeployment"
 
 
+def selects(selector: str, labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in (term.split("=", 1) for term in selector.split(",")))
+
+
+def test_a_pass_lists_its_own_replica_sets_not_its_neighbours() -> None:
+    """At 500 resources in one namespace, listing by our label alone read 500 ReplicaSets a pass."""
+    template = upstream_template("greeter", f"{VERSIONED}:v1")
+    greeter, hello = upstream_rsd("greeter", template), upstream_rsd("hello", template)
+    selector = build.children_selector("greeter")
+    assert selector == "app.kubernetes.io/managed-by=restate-operator,restate.dev/owned-by=greeter"
+    assert selects(selector, build.replica_set(greeter, "479f58c8d7", replicas=1)["metadata"]["labels"])
+    assert not selects(selector, build.replica_set(hello, "479f58c8d7", replicas=1)["metadata"]["labels"])
+
+
 def test_version_service_is_the_one_upstream_creates() -> None:
     obj = upstream_rsd("greeter", upstream_template("greeter", f"{VERSIONED}:v2"))
     svc = build.version_service(obj, "558cd58fb5", "rs-uid")
