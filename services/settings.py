@@ -75,11 +75,23 @@ class Settings(BaseModel):
     shutdown_grace_seconds: float = 20.0
     """SHUTDOWN_GRACE_SECONDS: how long SIGTERM waits for in-flight invocations before closing streams."""
 
+    reconcile_retention_seconds: int = 3600
+    """RECONCILE_RETENTION_SECONDS: how long the bootstrap Restate keeps a finished pass (its journal,
+    for `restate invocations describe`, and its idempotency key, which dedupes repeated requests).
+    It keeps about resources x retention / RESYNC_SECONDS of them; shorten it for thousands of resources."""
+
     @field_validator("cluster_dns")
     @classmethod
     def _dns_suffix(cls, value: str) -> str:
         if not value or not re.fullmatch(r"[A-Za-z0-9.-]+", value):
             raise ValueError(f"CLUSTER_DNS must be a DNS suffix like cluster.local, not {value!r}")
+        return value
+
+    @field_validator("reconcile_retention_seconds")
+    @classmethod
+    def _a_minute_at_least(cls, value: int) -> int:
+        if value < 60:
+            raise ValueError(f"RECONCILE_RETENTION_SECONDS must be at least 60 (seconds), not {value}")
         return value
 
     @field_validator("restate_admin_url", "advertised_url")
@@ -113,6 +125,7 @@ class Settings(BaseModel):
             "pod_name": env.get("POD_NAME"),
             "step_delay_seconds": env.get("STEP_DELAY_SECONDS"),
             "shutdown_grace_seconds": env.get("SHUTDOWN_GRACE_SECONDS"),
+            "reconcile_retention_seconds": env.get("RECONCILE_RETENTION_SECONDS"),
             "restate_admin_url": env.get("RESTATE_ADMIN_URL"),
             "advertised_url": env.get("SERVICES_ADVERTISED_URL"),
             "request_identity_keys": tuple(k.strip() for k in env["REQUEST_IDENTITY_KEYS"].split(",") if k.strip())

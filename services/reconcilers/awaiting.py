@@ -36,7 +36,7 @@ class WatchRequest(BaseModel):
     invocations: list[str]
 
 
-@SERVICE.handler()
+@SERVICE.handler(journal_retention=timedelta(hours=1))  # few: one per draining version
 async def watch(ctx: restate.Context, request: WatchRequest) -> None:
     # A failed, cancelled or already purged invocation completes its attachment too: it needs the
     # version no more either way. One stuck behind a force-drained version would never end, so the

@@ -120,8 +120,11 @@ class Reconciler:
 
 
 def virtual_object(reconciler: Reconciler, connections: Connections) -> restate.VirtualObject:
-    """The VirtualObject for one kind, with handlers `reconcile` (exclusive), its commands and `status` (shared)."""
+    """The VirtualObject for one kind, with handlers `reconcile` (exclusive), its commands and `status` (shared).
+
+    Restate keeps each finished pass and command for RECONCILE_RETENTION_SECONDS (an hour by default)."""
     kind = reconciler.kind
+    retention = timedelta(seconds=connections.settings.reconcile_retention_seconds)
     service = restate.VirtualObject(
         kind.service_name,
         description=f"Reconciles {kind.kind} resources, one key per resource.",
@@ -134,7 +137,7 @@ def virtual_object(reconciler: Reconciler, connections: Connections) -> restate.
         ),
     )
 
-    @service.handler(journal_retention=timedelta(hours=1), idempotency_retention=timedelta(hours=1))
+    @service.handler(journal_retention=retention, idempotency_retention=retention)
     async def reconcile(ctx: restate.ObjectContext, request: ReconcileRequest) -> ReconcileResult:
         """Converge one resource towards its spec; `{}` as input forces a full pass."""
         started = time.monotonic()
@@ -161,7 +164,7 @@ def virtual_object(reconciler: Reconciler, connections: Connections) -> restate.
         return result
 
     for name, command in reconciler.commands.items():
-        _register_command(service, name, command, reconciler, connections, reconcile)
+        _register_command(service, name, command, reconciler, connections, reconcile, retention)
     for name, query in reconciler.queries.items():
         _register_query(service, name, query)
 
@@ -181,8 +184,9 @@ def _register_command(
     reconciler: Reconciler,
     connections: Connections,
     reconcile: Any,
+    retention: timedelta,
 ) -> None:
-    @service.handler(name=name, journal_retention=timedelta(hours=1))
+    @service.handler(name=name, journal_retention=retention)
     async def handler(ctx: restate.ObjectContext, request: CommandRequest) -> ReconcileResult:
         try:
             await command(ctx, request)

@@ -35,6 +35,7 @@ SERVICES_ENV = {
     "OPERATOR_LABEL_VALUE",
     "LOG_LEVEL",
     "SHUTDOWN_GRACE_SECONDS",
+    "RECONCILE_RETENTION_SECONDS",
     "RESTATE_ADMIN_URL",
     "SERVICES_ADVERTISED_URL",
 }
@@ -69,6 +70,7 @@ CUSTOM: Obj = {
     "services": {
         "replicaCount": 2,
         "shutdownGraceSeconds": 45,
+        "reconcileRetentionSeconds": 600,
         "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "env": [{"name": "STEP_DELAY_SECONDS", "value": "0"}],
     },
@@ -237,6 +239,7 @@ def test_services_deployment_runs_the_reconcilers_against_the_bootstrap_restate(
     assert pod["metadata"]["labels"]["app"] == "restate-operator"
     assert env["LOG_LEVEL"] == "INFO"
     assert env["SHUTDOWN_GRACE_SECONDS"] == "20"
+    assert env["RECONCILE_RETENTION_SECONDS"] == "3600"
     assert pod["spec"]["terminationGracePeriodSeconds"] == 30
     assert env["RESTATE_ADMIN_URL"] == f"http://restate.{NS}.svc.cluster.local:9070"
     assert env["SERVICES_ADVERTISED_URL"] == f"http://restate-operator.{NS}.svc.cluster.local:9080"
@@ -679,6 +682,7 @@ def test_custom_values_reach_every_object(custom: list[Obj]) -> None:
     assert env["AWS_POD_IDENTITY_ASSOCIATION_CLUSTER"] == "eks-prod"
     assert env["GCP_WORKLOAD_IDENTITY"] == "true"
     assert env["SHUTDOWN_GRACE_SECONDS"] == "45"
+    assert env["RECONCILE_RETENTION_SECONDS"] == "600"
     assert env["STEP_DELAY_SECONDS"] == "0"
     assert "MAX_IN_FLIGHT" not in env
     assert services["spec"]["replicas"] == 2

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from services import errors
+from datetime import timedelta
+
+from services import app, errors
+from services.clients.connections import Connections
 from services.reconcilers.engine import (
     DEGRADED_AFTER,
     MAX_TRANSIENT_RETRY_SECONDS,
@@ -10,6 +13,7 @@ from services.reconcilers.engine import (
     on_failure,
     pending_wakeup_suffices,
 )
+from services.settings import Settings
 
 
 def failed(error: errors.OperatorError, step: str) -> errors.OperatorError:
@@ -46,3 +50,13 @@ def test_a_pending_wakeup_that_comes_no_later_is_kept_and_a_later_one_is_replace
     assert not pending_wakeup_suffices(
         ObjectState(wakeup_token="t0"), now=100.0, delay=30.0
     )  # due unknown (older state)
+
+
+def test_every_reconciler_keeps_its_finished_passes_and_commands_for_the_configured_retention() -> None:
+    objects = app.services(Connections(Settings(reconcile_retention_seconds=600)))
+    reconcilers = [o for o in objects if o.name.endswith("Reconciler")]
+    assert {o.name for o in reconcilers} == {r.kind.service_name for r in app.RECONCILERS}
+    writers = [h for o in reconcilers for h in o.handlers.values() if h.kind != "shared"]
+    assert len(writers) > len(reconcilers), "each reconcile, and commands"
+    assert {h.journal_retention for h in writers} == {timedelta(minutes=10)}
+    assert {o.handlers["reconcile"].idempotency_retention for o in reconcilers} == {timedelta(minutes=10)}

@@ -19,3 +19,12 @@ def test_bad_cluster_dns_is_refused_with_a_clear_message(monkeypatch: pytest.Mon
     monkeypatch.setenv("CLUSTER_DNS", "cluster local/")
     with pytest.raises(ValidationError, match="CLUSTER_DNS must be a DNS suffix"):
         Settings.from_env()
+
+
+def test_retention_defaults_to_an_hour_and_refuses_less_than_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().reconcile_retention_seconds == 3600
+    monkeypatch.setenv("RECONCILE_RETENTION_SECONDS", "600")
+    assert Settings.from_env().reconcile_retention_seconds == 600
+    monkeypatch.setenv("RECONCILE_RETENTION_SECONDS", "5")
+    with pytest.raises(ValidationError, match=r"RECONCILE_RETENTION_SECONDS must be at least 60 \(seconds\), not 5"):
+        Settings.from_env()
