@@ -6,8 +6,11 @@ watcher), the bootstrap restate-server's CPU and disk growth, and how many recon
 Restate ran or keeps (`sys_invocation`) and how many state rows it holds (`state`). The watcher
 resyncs every `--resync` seconds (300 in production): each resync is a pass per resource, so idle
 cost is mostly resyncs. Flat means: the figures of each minute are alike, nothing accumulates.
+Restate keeps each finished pass `--retention` seconds (RECONCILE_RETENTION_SECONDS, 3600 by
+default), so the kept invocations climb for that long and then level off at about
+count x retention / resync: a run longer than the retention shows the plateau.
 
-    .venv/bin/python -m tests.bench.idle_cost [--count 50] [--minutes 3] [--resync 60]
+    .venv/bin/python -m tests.bench.idle_cost [--count 50] [--minutes 3] [--resync 60] [--retention 3600]
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ def query(admin: httpx.Client, sql: str) -> int:
     return int(response.json()["rows"][0]["n"])
 
 
-def main(count: int, minutes: int, resync: int) -> None:
+def main(count: int, minutes: int, resync: int, retention: int) -> None:
     with running_stack_and_operator() as (stack, operator), httpx.Client(timeout=60) as admin:
         operator.stop_watchers()
+        if operator.services is not None:
+            operator.services.stop()
+        operator.start_services(RECONCILE_RETENTION_SECONDS=str(retention))
+        operator.register()  # the new retention is in the services' discovery
         operator.start_watcher(RESYNC_SECONDS=str(resync))
         api, admin_url = Api(stack), stack.restate.admin_url
         admin.base_url = httpx.URL(admin_url)  # one client: a new one per query re-reads the CA file
@@ -65,7 +72,9 @@ def main(count: int, minutes: int, resync: int) -> None:
                 ),
             }
             minutes_seen.append(sample)
-            record("idle_cost", count=count, resync_s=resync, minutes=minutes_seen)  # a stopped run keeps its minutes
+            record(
+                "idle_cost", count=count, resync_s=resync, retention_s=retention, minutes=minutes_seen
+            )  # a stopped run keeps its minutes
             if minute:
                 before = minutes_seen[-2]
                 print(
@@ -79,7 +88,10 @@ def main(count: int, minutes: int, resync: int) -> None:
                 )
             if minute < minutes:
                 time.sleep(60)
-        print(f"rerun: .venv/bin/python -m tests.bench.idle_cost --count {count} --minutes {minutes} --resync {resync}")
+        print(
+            f"rerun: .venv/bin/python -m tests.bench.idle_cost --count {count} --minutes {minutes} "
+            f"--resync {resync} --retention {retention}"
+        )
 
 
 if __name__ == "__main__":
@@ -87,5 +99,6 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--minutes", type=int, default=3)
     parser.add_argument("--resync", type=int, default=60)
+    parser.add_argument("--retention", type=int, default=3600)
     args = parser.parse_args()
-    main(args.count, args.minutes, args.resync)
+    main(args.count, args.minutes, args.resync, args.retention)
