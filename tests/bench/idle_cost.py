@@ -7,15 +7,19 @@ Restate ran or keeps (`sys_invocation`) and how many state rows it holds (`state
 resyncs every `--resync` seconds (300 in production): each resync is a pass per resource, so idle
 cost is mostly resyncs. Flat means: the figures of each minute are alike, nothing accumulates.
 Restate keeps each finished pass `--retention` seconds (RECONCILE_RETENTION_SECONDS, 3600 by
-default), so the kept invocations climb for that long and then level off at about
-count x retention / resync: a run longer than the retention shows the plateau.
+default) and purges the expired ones every `--cleanup` (worker.cleanup-interval; the chart sets
+10m), so the kept invocations climb for the retention and then saw between about
+count x retention / resync and count x (retention + cleanup) / resync: a run longer than
+retention + cleanup shows the plateau.
 
     .venv/bin/python -m tests.bench.idle_cost [--count 50] [--minutes 3] [--resync 60] [--retention 3600]
+        [--cleanup 10m]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import httpx
@@ -34,7 +38,8 @@ def query(admin: httpx.Client, sql: str) -> int:
     return int(response.json()["rows"][0]["n"])
 
 
-def main(count: int, minutes: int, resync: int, retention: int) -> None:
+def main(count: int, minutes: int, resync: int, retention: int, cleanup: str) -> None:
+    os.environ["RESTATE_WORKER__CLEANUP_INTERVAL"] = cleanup  # the stack's restate-server inherits it
     with running_stack_and_operator() as (stack, operator), httpx.Client(timeout=60) as admin:
         operator.stop_watchers()
         if operator.services is not None:
@@ -90,7 +95,7 @@ def main(count: int, minutes: int, resync: int, retention: int) -> None:
                 time.sleep(60)
         print(
             f"rerun: .venv/bin/python -m tests.bench.idle_cost --count {count} --minutes {minutes} "
-            f"--resync {resync} --retention {retention}"
+            f"--resync {resync} --retention {retention} --cleanup {cleanup}"
         )
 
 
@@ -100,5 +105,6 @@ if __name__ == "__main__":
     parser.add_argument("--minutes", type=int, default=3)
     parser.add_argument("--resync", type=int, default=60)
     parser.add_argument("--retention", type=int, default=3600)
+    parser.add_argument("--cleanup", default="10m", help="restate-server's worker.cleanup-interval")
     args = parser.parse_args()
-    main(args.count, args.minutes, args.resync, args.retention)
+    main(args.count, args.minutes, args.resync, args.retention, args.cleanup)

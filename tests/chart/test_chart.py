@@ -506,6 +506,7 @@ def test_bootstrap_config_is_accepted_by_restate_server(default: list[Obj], tmp_
     assert dumped["cluster-name"] == "restate-operator"
     assert dumped["default-num-partitions"] == 4
     assert dumped["worker"]["invoker"]["request-identity-private-key-pem-file"] == "/etc/restate-identity/private.pem"
+    assert dumped["worker"]["cleanup-interval"] == "10m", "finished passes purged within 10 minutes of expiring"
     assert "deprecated" not in output
 
 
