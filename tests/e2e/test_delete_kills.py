@@ -23,7 +23,7 @@ from tests.e2e.invariants import DrainWatch
 from tests.e2e.outages import TARGETS, kill_and_revive
 from tests.e2e.test_kills import OUTAGE_SECONDS
 from tests.e2e.test_rollout import latest_name, registered_uris, rsd
-from tests.e2e.versioned import NAME, call, namespace_for, output, pinned, wait_ready
+from tests.e2e.versioned import NAME, call, completed, namespace_for, pinned, wait_ready
 from tests.helpers import apply, condition, get
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,9 @@ def test_a_killed_dependency_during_deletion_loses_nothing_and_the_deletion_comp
     stack = operator.stack
     kill, revive = kill_and_revive(operator, target)
     apply(stack, rsd(ns, "v1", stack))
-    v1 = latest_name(wait_ready(stack, ns))
+    ready = wait_ready(stack, ns)
+    v1 = latest_name(ready)
+    v1_id = next(v["deploymentId"] for v in ready["status"]["versions"] if v["name"] == v1)
     held = call(stack, "hold", 15 + OUTAGE_SECONDS, send=True).json()["invocationId"]
     procs.wait_until("the invocation is pinned to v1", lambda: pinned(stack, held), timeout=30)
     with DrainWatch(stack, ns, v1, held) as watch:
@@ -61,15 +63,16 @@ def test_a_killed_dependency_during_deletion_loses_nothing_and_the_deletion_comp
         kill()
         time.sleep(OUTAGE_SECONDS)
         revive()
-        # Read now: once v1 (the service's only deployment) is deregistered, Restate no longer serves the output.
-        answer = procs.wait_until("the invocation finished", lambda: output(stack, held), timeout=120)
+        # Its status row, not its output: the deletion deregisters v1, the service's only deployment,
+        # as soon as the invocation ends, and then Restate no longer serves the output.
+        done = procs.wait_until("the invocation finished", lambda: completed(stack, held) or {}, timeout=120)
         finished = time.monotonic()
         procs.wait_until(
             "the deletion completed", lambda: get(stack, "rsd", NAME, ns) is None, timeout=DELETE_BOUND_SECONDS
         )
         deleted = time.monotonic() - finished
     assert watch.violations == []
-    assert answer == "started on v1, finished on v1"
+    assert (done["completion_result"], done["pinned_deployment_id"]) == ("success", v1_id), "finished on v1"
     assert not any(f"/{v1}." in uri for uri in registered_uris(stack)), "v1 deregistered"
     procs.wait_until(
         "nothing of v1 left",

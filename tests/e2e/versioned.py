@@ -79,6 +79,18 @@ def pinned(stack: Stack, invocation: str) -> bool:
     return bool(sql(stack, query))
 
 
+def completed(stack: Stack, invocation: str) -> Obj | None:
+    """A finished invocation's status row (`completion_result`, `pinned_deployment_id`), None while it
+    runs. Unlike its output, Restate keeps this once the deployment it ran on is deregistered, which
+    a deletion waiting for the invocation does the moment it ends."""
+    query = (
+        "SELECT status, completion_result, pinned_deployment_id FROM sys_invocation_status "
+        f"WHERE id = '{invocation}' AND status = 'completed'"
+    )
+    rows = sql(stack, query)
+    return rows[0] if rows else None
+
+
 def output(stack: Stack, invocation: str) -> Any:
     """An invocation's result, None while it runs."""
     response = httpx.get(f"{stack.restate.ingress_url}/restate/invocation/{invocation}/output", timeout=30)
