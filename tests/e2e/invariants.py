@@ -52,8 +52,11 @@ class DrainWatch:
 
     def _observe(self) -> None:
         admin = self.stack.restate.admin_url
-        status = httpx.get(f"{self.stack.restate.ingress_url}/restate/invocation/{self.invocation}/output", timeout=5)
-        if status.status_code == 200:
+        # Its status row, not its output: a deletion deregisters the version the moment the invocation
+        # ends, and then Restate no longer serves the output, so a late sample would see a violation.
+        query = f"SELECT id FROM sys_invocation_status WHERE id = '{self.invocation}' AND status = 'completed'"
+        done = httpx.post(f"{admin}/query", json={"query": query}, headers={"accept": "application/json"}, timeout=5)
+        if done.raise_for_status().json()["rows"]:
             self._stop.set()  # finished: from now on the version may go
             return
         listed = httpx.get(f"{admin}/deployments", timeout=5).raise_for_status().json()["deployments"]
