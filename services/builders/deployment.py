@@ -102,14 +102,18 @@ def _match_labels(rsd: Obj, hash_: str) -> dict[str, str]:
     return {**(selector.get("matchLabels") or {}), HASH_LABEL: hash_}
 
 
+def _children_labels(name: str) -> dict[str, str]:
+    return {**MANAGED_BY, OWNED_BY: name}
+
+
 def _common_labels(rsd: Obj) -> dict[str, str]:
-    return {**MANAGED_BY, OWNED_BY: rsd["metadata"]["name"]}
+    return _children_labels(rsd["metadata"]["name"])
 
 
 def children_selector(name: str) -> str:
     """The labels every child of resource `name` carries (upstream's too): a pass lists its own
     ReplicaSets, not the namespace's, so its cost does not grow with the resources beside it."""
-    return ",".join(f"{k}={v}" for k, v in {**MANAGED_BY, OWNED_BY: name}.items())
+    return ",".join(f"{k}={v}" for k, v in _children_labels(name).items())
 
 
 def propagated_annotations(rsd: Obj) -> dict[str, str]:
