@@ -63,8 +63,11 @@ def report(label: str, seconds: list[float]) -> None:
 
 
 @contextmanager
-def running_stack_and_operator() -> Iterator[tuple[Stack, Operator]]:
-    """As `running_operator`, also handing out the operator (its processes' pids, for CPU and RSS).
+def running_stack_and_operator(
+    services_env: dict[str, str] | None = None, watcher_env: dict[str, str] | None = None
+) -> Iterator[tuple[Stack, Operator]]:
+    """As `running_operator`, also handing out the operator (its processes' pids, for CPU and RSS),
+    its processes started with `services_env` and `watcher_env` over the usual environment.
 
     With BENCH_WORK set, the stack lives in a new directory there and is kept afterwards (its logs,
     to see why); a new one each time, as a benchmark with several stacks must not reuse one's etcd."""
@@ -74,7 +77,12 @@ def running_stack_and_operator() -> Iterator[tuple[Stack, Operator]]:
     with contextlib.nullcontext(tempfile.mkdtemp(dir=keep)) if keep else tempfile.TemporaryDirectory() as work:
         stack = Stack(Path(work))
         # As the image runs it: its packages only, and the watcher at the chart's log level.
-        operator = Operator(stack, python=str(tools.runtime_python()), watcher_env={"LOG_LEVEL": "INFO"})
+        operator = Operator(
+            stack,
+            python=str(tools.runtime_python()),
+            services_env=services_env or {},
+            watcher_env={"LOG_LEVEL": "INFO", **(watcher_env or {})},
+        )
         try:
             stack.start()
             operator.start()

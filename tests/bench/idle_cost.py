@@ -40,13 +40,10 @@ def query(admin: httpx.Client, sql: str) -> int:
 
 def main(count: int, minutes: int, resync: int, retention: int, cleanup: str) -> None:
     os.environ["RESTATE_WORKER__CLEANUP_INTERVAL"] = cleanup  # the stack's restate-server inherits it
-    with running_stack_and_operator() as (stack, operator), httpx.Client(timeout=60) as admin:
-        operator.stop_watchers()
-        if operator.services is not None:
-            operator.services.stop()
-        operator.start_services(RECONCILE_RETENTION_SECONDS=str(retention))
-        operator.register()  # the new retention is in the services' discovery
-        operator.start_watcher(RESYNC_SECONDS=str(resync))
+    started = running_stack_and_operator(
+        services_env={"RECONCILE_RETENTION_SECONDS": str(retention)}, watcher_env={"RESYNC_SECONDS": str(resync)}
+    )
+    with started as (stack, operator), httpx.Client(timeout=60) as admin:
         api, admin_url = Api(stack), stack.restate.admin_url
         admin.base_url = httpx.URL(admin_url)  # one client: a new one per query re-reads the CA file
         api.create_namespace(NAMESPACE)

@@ -136,9 +136,7 @@ def ready_times(watch: ReadyWatch, applied: list[dict[str, Any]], since: float, 
 
 
 def one_scale(n: int, phase_seconds: float) -> dict[str, Any]:
-    with running_stack_and_operator() as (stack, operator):
-        operator.stop_watchers()
-        operator.start_watcher(RESYNC_SECONDS=str(RESYNC_SECONDS))
+    with running_stack_and_operator(watcher_env={"RESYNC_SECONDS": str(RESYNC_SECONDS)}) as (stack, operator):
         api, admin = Api(stack), stack.restate.admin_url
         api.create_namespace(NAMESPACE)
         make_room(stack, 2 * n + 10)  # a rollout runs both versions' pods at once
