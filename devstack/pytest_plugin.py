@@ -9,6 +9,7 @@ namespace each.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -44,6 +45,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("chaos") is not None:
                 item.add_marker(skip)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Collect the garbage after each test that touches the stack, once its fixtures are torn down
+    and before pytest looks for unraisable exceptions: a socket a test left open (in a reference
+    cycle, or on an abandoned event loop) then fails that test, not whichever later test the garbage
+    collector happens to run in. (A `-p` plugin registers before pytest's own, so this plain hook
+    runs after the runner's teardown and before the trylast collection of unraisable exceptions.)"""
+    if tier(item) > 0:
+        gc.collect()
 
 
 @pytest.fixture(scope="session")

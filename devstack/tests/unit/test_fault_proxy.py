@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import http.server
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,3 +82,32 @@ def test_slow_answers_late(proxy: FaultProxy) -> None:
     started = time.monotonic()
     assert post(proxy).status_code == 200
     assert time.monotonic() - started >= 0.4
+
+
+def test_closing_with_a_request_in_flight_leaves_no_connection_open() -> None:
+    """A proxy closed mid-request (a test ending while the operator still calls) ends that request
+    with its loop; a handler left pending on the closed loop once leaked its connection, and the
+    garbage collector's warning failed a later, unrelated test."""
+    with FaultProxy("http://127.0.0.1:9") as proxy:
+        proxy.set(Fault.slow(30))
+        outcome: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                post(proxy, timeout=30)
+            except httpx.HTTPError as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        for _ in range(100):
+            if proxy.seen:
+                break
+            time.sleep(0.02)
+        assert proxy.seen, "the request reached the proxy"
+    caller.join(5)
+    assert [type(exc) for exc in outcome] == [httpx.RemoteProtocolError], "the caller saw the connection close"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
