@@ -99,6 +99,7 @@ class LoopInThread:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._loop.shutdown_asyncgens()
+        await asyncio.sleep(0.1)  # turns for the callbacks that closing scheduled (a transport's connection_lost)
 
     def _run(self, coro: Coroutine[Any, Any, None]) -> None:
         asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)

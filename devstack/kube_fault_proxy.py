@@ -111,6 +111,8 @@ class KubeFaultProxy(LoopInThread):
         self._watches: set[asyncio.Event] = set()  # one per open watch stream: set to cut it
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        # Each upstream TLS connection until it is closed: see `_end_upstreams`.
+        self._upstreams: dict[asyncio.Transport, asyncio.Future[None]] = {}
 
     @property
     def url(self) -> str:
@@ -164,6 +166,27 @@ class KubeFaultProxy(LoopInThread):
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+        await self._end_upstreams()
+
+    async def _end_upstreams(self) -> None:
+        """A connection aiohttp closes on release (a watch cut mid-stream) ends its TLS session with
+        alerts over the next turns of the loop, and the session no longer tracks it. Abort what is
+        still open and wait until it is gone: on a stopped loop it would stay half closed until the
+        garbage collector warned about it, in whichever test ran then."""
+        for transport in list(self._upstreams):
+            transport.abort()
+        if self._upstreams:
+            await asyncio.wait(list(self._upstreams.values()), timeout=5)
+
+    def _track(self, upstream: aiohttp.ClientResponse) -> None:
+        connection = upstream.connection
+        protocol = connection.protocol if connection is not None else None
+        transport = protocol.transport if protocol is not None else None
+        closed = protocol.closed if protocol is not None else None
+        if transport is None or closed is None or transport in self._upstreams:
+            return
+        self._upstreams[transport] = closed
+        closed.add_done_callback(lambda _: self._upstreams.pop(transport, None))
 
     def _fault_for(self, method: str, watch: bool, resumed: bool) -> KubeFault | None:
         fault = self._fault
@@ -207,6 +230,7 @@ class KubeFaultProxy(LoopInThread):
         async with self._session.request(
             request.method, self.upstream + request.rel_url.raw_path_qs, headers=headers, data=body or None
         ) as upstream:
+            self._track(upstream)
             keep = {k: v for k, v in upstream.headers.items() if k.lower() in ("content-type", "retry-after")}
             if not watch:
                 return web.Response(status=upstream.status, body=await upstream.read(), headers=keep)
