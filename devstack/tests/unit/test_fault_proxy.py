@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import gc
 import http.server
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from devstack import procs
 from devstack.fault_proxy import Fault, FaultProxy
+from devstack.tests.garbage import unclosed_after_collection
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
@@ -100,14 +100,8 @@ def test_closing_with_a_request_in_flight_leaves_no_connection_open() -> None:
 
         caller = threading.Thread(target=call, daemon=True)
         caller.start()
-        for _ in range(100):
-            if proxy.seen:
-                break
-            time.sleep(0.02)
+        procs.wait_until("the request at the proxy", lambda: proxy.seen, timeout=2, interval=0.02)
         assert proxy.seen, "the request reached the proxy"
     caller.join(5)
     assert [type(exc) for exc in outcome] == [httpx.RemoteProtocolError], "the caller saw the connection close"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        gc.collect()
-    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert unclosed_after_collection() == []
